@@ -14,11 +14,11 @@
 #include <stdint.h>
 
 #define CHECKSUM_SECRET_SIZE 192 /* bytes of vault secret (>= XXH3 minimum) */
-#define CHECKSUM_HEX_SIZE 33     /* 32 hex digits and NUL */
+#define CHECKSUM_HEX_SIZE    33	 /* 32 hex digits and NUL */
 
 struct checksum {
-	unsigned char plain[16];  /* XXH3-128, canonical (big-endian) bytes */
-	unsigned char keyed[16];  /* XXH3-128 with the vault secret */
+	unsigned char plain[16]; /* XXH3-128, canonical (big-endian) bytes */
+	unsigned char keyed[16]; /* XXH3-128 with the vault secret */
 	unsigned char sha256[32];
 };
 

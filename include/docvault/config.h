@@ -30,7 +30,7 @@ struct dv_config {
 
 	struct {
 		char *conninfo; /* libpq conninfo or URI; default "dbname=docvault" */
-		int pool_size;  /* connections; default 8, 1..256 */
+		int pool_size;	/* connections; default 8, 1..256 */
 	} database;
 
 	struct {
@@ -38,38 +38,38 @@ struct dv_config {
 		char *path; /* local: directory of blobs; default /var/lib/docvault/blobs */
 		/* s3 */
 		char *endpoint; /* http(s)://host[:port] */
-		char *region;   /* default "us-east-1" */
+		char *region;	/* default "us-east-1" */
 		char *bucket;
-		char *prefix;  /* key prefix, default "" */
+		char *prefix;	 /* key prefix, default "" */
 		bool path_style; /* default true */
 		char *access_key;
 		char *secret_key;
 		char *session_token;
 		bool tls_verify; /* default true */
 		char *ca_file;
-		uint64_t part_size;           /* default 16 MiB, >= 5 MiB */
+		uint64_t part_size;	      /* default 16 MiB, >= 5 MiB */
 		uint64_t multipart_threshold; /* default 64 MiB */
-		int max_connections;          /* default 16 */
-		int max_retries;              /* default 8 */
-		double connect_timeout;       /* seconds, default 10 */
-		double request_timeout;       /* seconds, default 60 */
-		uint64_t upload_limit;        /* bytes/s, 0 = unlimited */
+		int max_connections;	      /* default 16 */
+		int max_retries;	      /* default 8 */
+		double connect_timeout;	      /* seconds, default 10 */
+		double request_timeout;	      /* seconds, default 60 */
+		uint64_t upload_limit;	      /* bytes/s, 0 = unlimited */
 		uint64_t download_limit;      /* bytes/s, 0 = unlimited */
 	} storage;
 
 	struct {
-		char *dir;        /* default /var/cache/docvault */
-		uint64_t size;    /* bytes, default 10G */
-		uint64_t reserve; /* free space kept on the cache's disk, default 1G */
+		char *dir;	    /* default /var/cache/docvault */
+		uint64_t size;	    /* bytes, default 10G */
+		uint64_t reserve;   /* free space kept on the cache's disk, default 1G */
 		int upload_workers; /* default 0 = number of CPUs, at least 2 */
-		bool writeback;   /* default true */
+		bool writeback;	    /* default true */
 	} cache;
 
 	struct {
 		bool allow_other;     /* default false */
 		double attr_timeout;  /* seconds, default 1.0 */
 		double entry_timeout; /* seconds, default 1.0 */
-		int threads;          /* FUSE worker threads, default 8 */
+		int threads;	      /* FUSE worker threads, default 8 */
 	} mount;
 
 	struct {

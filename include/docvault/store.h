@@ -79,6 +79,13 @@ int store_local_open(const char *path, struct store **out, char *err, size_t err
 int store_s3_open(const struct dv_config *cfg, struct store **out, char *err, size_t errlen);
 
 /*
+ * The key of a blob: "blobs/ab/cd/<32 hex digits of the keyed hash>".
+ * out needs STORE_BLOB_KEY_SIZE bytes.
+ */
+#define STORE_BLOB_KEY_SIZE 48
+void store_blob_key(const unsigned char *keyed, char *out);
+
+/*
  * Checks that the store is reachable and writable: puts, reads back and
  * deletes a probe object. Returns 0 or a negative errno with a message.
  */
