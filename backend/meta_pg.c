@@ -35,6 +35,10 @@
 	"err, id, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, crtime, version, "       \
 	"content, aux"
 
+#define META_INODE_COLS                                                                            \
+	"i.id, i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev, i.atime, i.mtime, i.ctime, "         \
+	"i.crtime, i.version, i.content, NULL"
+
 enum meta_stmt {
 	ST_GETATTR,
 	ST_LOOKUP,
@@ -308,6 +312,14 @@ static int meta_exec(struct meta *m, enum meta_stmt st, const struct meta_params
 		}
 		{
 			const char *state = PQresultErrorField(*res, PG_DIAG_SQLSTATE);
+
+			/* a concurrent create of the same name lost the race on the key */
+			if (state && !strcmp(state, "23505")) {
+				PQclear(*res);
+				*res = NULL;
+				meta_release(m, c);
+				return -EEXIST;
+			}
 			const char *msg = PQresultErrorField(*res, PG_DIAG_MESSAGE_PRIMARY);
 
 			log_error("PostgreSQL: statement %s failed: SQLSTATE %s: %s", meta_sql[st],
