@@ -1119,3 +1119,32 @@ int meta_parent(struct meta *m, uint64_t dir, uint64_t *parent)
 	PQclear(res);
 	return ret;
 }
+
+int meta_session_reap_host(struct meta *m, const char *host, uint64_t self, bool (*alive)(int pid))
+{
+	struct meta_params p = {0};
+	PGresult *res;
+	int ret, n = 0;
+
+	meta_p_bytes(&p, host, strlen(host));
+	p.formats[0] = 0; /* text */
+	meta_p_i64(&p, (int64_t)self);
+	ret =
+	    meta_plain(m, "SELECT id, pid FROM dv_sessions WHERE host = $1 AND id <> $2", &p, &res);
+	if (ret)
+		return ret;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct meta_params q = {0};
+		PGresult *r2;
+
+		if (alive((int)meta_get_i64(res, i, 1)))
+			continue;
+		meta_p_i64(&q, meta_get_i64(res, i, 0));
+		if (meta_plain(m, "SELECT dv_session_end($1)", &q, &r2) == 0) {
+			PQclear(r2);
+			n++;
+		}
+	}
+	PQclear(res);
+	return n;
+}

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,6 +439,11 @@ static void *vfs_heartbeat_main(void *arg)
 	return NULL;
 }
 
+static bool vfs_pid_alive(int pid)
+{
+	return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
 int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t errlen)
 {
 	char host[256] = "?";
@@ -472,8 +478,12 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 		snprintf(err, errlen, "cannot register this mount in PostgreSQL");
 		goto fail;
 	}
-	/* orphans left by mounts that died */
+	/* orphans left by mounts that died: here at once, elsewhere once silent */
+	ret = meta_session_reap_host(v->meta, host, v->sid, vfs_pid_alive);
+	if (ret > 0)
+		log_info("cleaned up %d session(s) of dead processes on %s", ret, host);
 	meta_session_reap(v->meta, VFS_SESSION_TIMEOUT_S);
+	ret = 0;
 	*out = v;
 	return 0;
 fail:

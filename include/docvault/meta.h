@@ -90,6 +90,13 @@ int meta_session_start(struct meta *m, const char *host, int pid, uint64_t *sid)
 int meta_session_heartbeat(struct meta *m, uint64_t sid);
 /* Frees this session's orphans and removes it. */
 int meta_session_end(struct meta *m, uint64_t sid);
+/*
+ * Ends the sessions registered from this host (other than self) whose
+ * process is gone, as alive() tells: a daemon killed here is cleaned up at
+ * the next mount without waiting for its heartbeat to go stale. Returns
+ * how many sessions it ended.
+ */
+int meta_session_reap_host(struct meta *m, const char *host, uint64_t self, bool (*alive)(int pid));
 /* Frees the orphans of sessions silent for longer than timeout_s; returns how many sessions. */
 int meta_session_reap(struct meta *m, int timeout_s);
 
