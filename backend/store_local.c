@@ -5,8 +5,11 @@
  *
  * A put writes a temporary file in <root>/.tmp, fsyncs it, renames it into
  * place and fsyncs the directory, so an object is either whole and durable
- * or absent (data before metadata depends on it). Copies use
- * copy_file_range, so the kernel moves the bytes (and can reflink).
+ * or absent (data before metadata depends on it). When the source is a
+ * whole regular file on the same filesystem, the temporary file is a hard
+ * link to it (the bytes are written to disk once; the caller promises not
+ * to modify a file it has put, see store.h); otherwise copy_file_range
+ * moves the bytes (and reflinks where the filesystem can).
  * Keys must not contain "." or ".." components or empty components.
  * Thread-safe: no state but the root's path and an open directory fd.
  */
@@ -14,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,7 @@ struct store_local {
 	struct store base;
 	char *root;
 	int root_fd;
+	atomic_uint_fast64_t seq; /* names temporary files */
 };
 
 static struct store_local *store_local_of(struct store *st)
@@ -153,6 +158,31 @@ out:
 	return ret;
 }
 
+/*
+ * Puts the whole of a regular file by giving it a second name in .tmp
+ * (no copy: on one filesystem a blob is written to disk once). Only when
+ * the file is exactly `size` bytes; returns -EXDEV (or another error) when
+ * the caller must copy instead.
+ */
+static int store_local_link(struct store_local *sl, int fd, uint64_t size, const char *tmp)
+{
+	char proc[64];
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != size)
+		return -EINVAL;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, sl->root_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	if (fsync(fd) < 0) {
+		int ret = -errno;
+
+		unlinkat(sl->root_fd, tmp, 0);
+		return ret;
+	}
+	return 0;
+}
+
 static int store_local_put_fd(struct store *st, const char *key, int fd, uint64_t size,
 			      const unsigned char *sha256)
 {
@@ -164,26 +194,23 @@ static int store_local_put_fd(struct store *st, const char *key, int fd, uint64_
 	ret = store_local_check_key(key);
 	if (ret)
 		return ret;
-	snprintf(tmp, sizeof(tmp), ".tmp/put.XXXXXX");
-	/* mkostemps needs a path; build it relative to the root by name. */
-	{
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/%s", sl->root, tmp);
-		out = mkostemp(path, O_CLOEXEC);
+	snprintf(tmp, sizeof(tmp), ".tmp/put.%d.%llu", (int)getpid(),
+		 (unsigned long long)atomic_fetch_add(&sl->seq, 1));
+	if (store_local_link(sl, fd, size, tmp) != 0) {
+		/* another filesystem, or part of a file: copy the bytes */
+		out = openat(sl->root_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (out < 0) {
 			ret = -errno;
-			log_error("local store %s: cannot create a temporary file: %s", sl->root,
+			log_error("local store %s: cannot create %s: %s", sl->root, tmp,
 				  strerror(errno));
 			return ret;
 		}
-		snprintf(tmp, sizeof(tmp), "%s", path + strlen(sl->root) + 1);
+		ret = store_local_copy(fd, 0, out, 0, size);
+		if (!ret && fsync(out) < 0)
+			ret = -errno;
+		if (close(out) < 0 && !ret)
+			ret = -errno;
 	}
-	ret = store_local_copy(fd, 0, out, 0, size);
-	if (!ret && fsync(out) < 0)
-		ret = -errno;
-	if (close(out) < 0 && !ret)
-		ret = -errno;
 	if (!ret)
 		ret = store_local_mkparents(sl, key);
 	if (!ret && renameat(sl->root_fd, tmp, sl->root_fd, key) < 0)

@@ -39,6 +39,8 @@ struct store_ops {
 	 * file position is not used) under key. Streams: never holds the
 	 * whole object in memory. sha256 (32 bytes) is the content's SHA-256
 	 * when the caller knows it, else NULL. Durable when it returns 0.
+	 * The caller must not modify the file afterwards: a store may keep
+	 * it (the local store hard-links a whole file instead of copying).
 	 */
 	int (*put_fd)(struct store *st, const char *key, int fd, uint64_t size,
 		      const unsigned char *sha256);

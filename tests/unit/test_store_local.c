@@ -124,6 +124,25 @@ int main(void)
 	CHECK_EQ(store_list(st, "", collect, &l), 0);
 	CHECK_EQ(l.n, 1); /* blobs/empty */
 
+	/* a whole named file on the same filesystem is linked, not copied */
+	{
+		char src[600];
+		struct stat sb;
+
+		snprintf(src, sizeof(src), "%s/source", root);
+		fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		CHECK(fd >= 0);
+		CHECK_EQ(write(fd, "linked", 6), 6);
+		CHECK_EQ(store_put_fd(st, "blobs/linked", fd, 6, NULL), 0);
+		CHECK_EQ(fstat(fd, &sb), 0);
+		CHECK_EQ(sb.st_nlink, 2);
+		close(fd);
+		CHECK_EQ(store_get_range(st, "blobs/linked", 0, 6, buf, &got), 0);
+		CHECK(got == 6 && memcmp(buf, "linked", 6) == 0);
+		CHECK_EQ(unlink(src), 0);
+		CHECK_EQ(store_del(st, "blobs/linked"), 0);
+	}
+
 	CHECK_EQ(store_probe(st, err, sizeof(err)), 0);
 	store_close(st);
 
