@@ -215,7 +215,15 @@ cmd_start() {
 		chown "$run_uid:$run_gid" "$DIR/postgresql.log"
 		write_conf "$port"
 		# -W: do not wait here; readiness is checked below with pg_isready.
-		as_pg "$bin/pg_ctl" start -W -s -D "$DIR/data" -l "$DIR/postgresql.log" ||
+		# The server must not hold the caller's pipes (a CI runner waiting
+		# for EOF would hang): close every descriptor above 2 first.
+		(
+			for fd in /proc/"$BASHPID"/fd/*; do
+				fd=${fd##*/}
+				((fd > 2)) && [[ -e /proc/$BASHPID/fd/$fd ]] && exec {fd}>&-
+			done
+			as_pg "$bin/pg_ctl" start -W -s -D "$DIR/data" -l "$DIR/postgresql.log"
+		) </dev/null >/dev/null ||
 			{
 				tail -n 30 "$DIR/postgresql.log" >&2 || true
 				die "pg_ctl start failed (log: $DIR/postgresql.log)"
