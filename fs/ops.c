@@ -222,6 +222,13 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret)
 		return (void)fuse_reply_err(req, -ret);
 	fi->fh = fh;
+	/*
+	 * Keep the kernel's page cache across opens: this mount's own writes go
+	 * through it, and a change made elsewhere shows as a new mtime or size
+	 * at the next attribute refresh, which drops the cache
+	 * (FUSE_CAP_AUTO_INVAL_DATA). Cached reads then never reach us.
+	 */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vfs_release(ops_vfs(req), fh); /* the caller was interrupted */
 }
