@@ -1148,3 +1148,31 @@ int meta_session_reap_host(struct meta *m, const char *host, uint64_t self, bool
 	PQclear(res);
 	return n;
 }
+
+int meta_free_batch(struct meta *m, const uint64_t *inos, size_t n)
+{
+	struct meta_params p = {0};
+	PGresult *res;
+	char *arr, *q;
+	int ret;
+
+	if (n == 0)
+		return 0;
+	arr = malloc(n * 21 + 3);
+	if (!arr)
+		return -ENOMEM;
+	q = arr;
+	*q++ = '{';
+	for (size_t i = 0; i < n; i++)
+		q += sprintf(q, "%s%llu", i ? "," : "", (unsigned long long)inos[i]);
+	*q++ = '}';
+	*q = '\0';
+	p.values[0] = arr;
+	p.formats[0] = 0;
+	p.n = 1;
+	ret = meta_plain(m, "SELECT count(dv_free(x)) FROM unnest($1::bigint[]) AS x", &p, &res);
+	if (!ret)
+		PQclear(res);
+	free(arr);
+	return ret;
+}

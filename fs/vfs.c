@@ -42,6 +42,8 @@
 #define VFS_BUCKETS	      1024
 #define VFS_HEARTBEAT_S	      10
 #define VFS_SESSION_TIMEOUT_S 60
+#define VFS_FREEQ_BATCH	      256
+#define VFS_FREEQ_MAX	      65536
 
 struct vfs_inode {
 	uint64_t ino;
@@ -76,6 +78,14 @@ struct vfs {
 	struct vfs_inode *table[VFS_BUCKETS]; /* protected by lock */
 	pthread_t heartbeat;
 	bool heartbeat_running;
+	/*
+	 * Inodes that lost their last name and are not open here, freed in
+	 * batches by the heartbeat thread so that unlink answers after one
+	 * transaction, not two. They are orphans of this session meanwhile,
+	 * so a crash cannot leak them. Protected by stop_lock.
+	 */
+	uint64_t *freeq;
+	size_t freeq_len, freeq_cap;
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping; /* protected by stop_lock */
@@ -181,6 +191,7 @@ static struct vfs_inode *vfs_inode_find(struct vfs *v, uint64_t ino)
 }
 
 static int vfs_commit_locked(struct vfs *v, struct vfs_inode *in);
+static void vfs_free_drain(struct vfs *v);
 
 /* Drops a reference; the last one commits, closes and, if unlinked, frees. */
 static void vfs_inode_put(struct vfs *v, struct vfs_inode *in)
@@ -414,16 +425,34 @@ static void *vfs_heartbeat_main(void *arg)
 	struct vfs *v = arg;
 	int ticks = 0;
 
+	struct timespec next_beat;
+
+	clock_gettime(CLOCK_REALTIME, &next_beat);
+	next_beat.tv_sec += VFS_HEARTBEAT_S;
 	pthread_mutex_lock(&v->stop_lock);
 	while (!v->stopping) {
-		struct timespec until;
+		struct timespec now, until = next_beat;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += VFS_HEARTBEAT_S;
+		if (v->freeq_len > 0) {
+			/* unlinked inodes wait at most 100 ms for company */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 100000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+		}
 		pthread_cond_timedwait(&v->stop_cond, &v->stop_lock, &until);
 		if (v->stopping)
 			break;
 		pthread_mutex_unlock(&v->stop_lock);
+		vfs_free_drain(v);
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec < next_beat.tv_sec) {
+			pthread_mutex_lock(&v->stop_lock);
+			continue;
+		}
+		next_beat.tv_sec = now.tv_sec + VFS_HEARTBEAT_S;
 		if (meta_session_heartbeat(v->meta, v->sid) == -ENOENT)
 			log_error("session %llu was reaped by another mount (missed heartbeats)",
 				  (unsigned long long)v->sid);
@@ -512,6 +541,8 @@ void vfs_close(struct vfs *v)
 		pthread_mutex_unlock(&v->stop_lock);
 		pthread_join(v->heartbeat, NULL);
 	}
+	vfs_free_drain(v);
+	free(v->freeq);
 	/* inodes still open (the kernel never sent release): commit them */
 	for (int b = 0; b < VFS_BUCKETS; b++) {
 		while (v->table[b]) {
@@ -724,7 +755,55 @@ int vfs_link(struct vfs *v, uint64_t ino, uint64_t newparent, const char *name, 
 	return 0;
 }
 
-/* An inode lost its last name: free it now, or at its last close here. */
+/* Queues an inode for the batch free; frees it at once if the queue is full. */
+static void vfs_free_later(struct vfs *v, uint64_t ino)
+{
+	bool queued = false;
+
+	pthread_mutex_lock(&v->stop_lock);
+	if (v->freeq_len == v->freeq_cap && v->freeq_cap < VFS_FREEQ_MAX) {
+		size_t cap = v->freeq_cap ? v->freeq_cap * 2 : 256;
+		uint64_t *q = realloc(v->freeq, cap * sizeof(*q));
+
+		if (q) {
+			v->freeq = q;
+			v->freeq_cap = cap;
+		}
+	}
+	if (v->freeq_len < v->freeq_cap) {
+		v->freeq[v->freeq_len++] = ino;
+		queued = true;
+		/* the first one starts the 100 ms timer; a full batch goes now */
+		if (v->freeq_len == 1 || v->freeq_len >= VFS_FREEQ_BATCH)
+			pthread_cond_signal(&v->stop_cond);
+	}
+	pthread_mutex_unlock(&v->stop_lock);
+	if (!queued)
+		meta_free(v->meta, ino);
+}
+
+/* Frees what the queue holds, in one transaction per batch. */
+static void vfs_free_drain(struct vfs *v)
+{
+	for (;;) {
+		uint64_t batch[VFS_FREEQ_BATCH];
+		size_t n;
+
+		pthread_mutex_lock(&v->stop_lock);
+		n = v->freeq_len < VFS_FREEQ_BATCH ? v->freeq_len : VFS_FREEQ_BATCH;
+		v->freeq_len -= n;
+		memcpy(batch, v->freeq + v->freeq_len, n * sizeof(*batch));
+		pthread_mutex_unlock(&v->stop_lock);
+		if (n == 0)
+			return;
+		if (meta_free_batch(v->meta, batch, n) != 0)
+			log_warn("could not free %zu unlinked inodes now; the session cleanup "
+				 "will",
+				 n);
+	}
+}
+
+/* An inode lost its last name: free it soon, or at its last close here. */
 static void vfs_orphaned(struct vfs *v, uint64_t ino)
 {
 	struct vfs_inode *in;
@@ -735,7 +814,7 @@ static void vfs_orphaned(struct vfs *v, uint64_t ino)
 		in->unlinked = true;
 	pthread_mutex_unlock(&v->lock);
 	if (!in)
-		meta_free(v->meta, ino);
+		vfs_free_later(v, ino);
 }
 
 int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
@@ -760,7 +839,7 @@ int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name)
 		return ret;
 	ret = meta_rmdir(v->meta, parent, name, strlen(name), v->sid, vfs_now(), &a);
 	if (!ret)
-		meta_free(v->meta, a.ino);
+		vfs_free_later(v, a.ino);
 	return ret;
 }
 

@@ -136,6 +136,8 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, size_t namele
 int meta_parent(struct meta *m, uint64_t dir, uint64_t *parent);
 /* Deletes an inode that has no name left (a no-op if it has one). */
 int meta_free(struct meta *m, uint64_t ino);
+/* Same for several, in one transaction. */
+int meta_free_batch(struct meta *m, const uint64_t *inos, size_t n);
 /* Reads a symlink's target into buf (NUL-terminated); -EINVAL if not a symlink. */
 int meta_readlink(struct meta *m, uint64_t ino, char *buf, size_t size);
 
