@@ -25,7 +25,7 @@
  * parallel.
  *
  * Threading: a store is shared by all threads; its fields are read-only
- * after store_s3_open() but the request counter (atomic). Each call runs on
+ * after store_s3_open() but the counters (atomic). Each call runs on
  * the caller's thread, plus helper threads for parallel parts that are
  * joined before the call returns.
  */
@@ -45,6 +45,7 @@
 #include "docvault/log.h"
 #include "docvault/sigv4.h"
 #include "docvault/store.h"
+#include "docvault/store_s3.h"
 
 #define S3_KEY_MAX	   1024		/* bytes, S3's limit */
 #define S3_MIN_PART	   (5ULL << 20) /* S3's smallest part but the last */
@@ -79,9 +80,10 @@ struct store_s3 {
 	uint64_t multipart_threshold;
 	int max_connections;
 	int max_retries;
-	double request_timeout;	       /* idle bound of bulk transfers */
-	int list_max_keys;	       /* 0 = the server's default (test hook) */
-	atomic_uint_fast64_t requests; /* HTTP attempts made (test hook, metrics) */
+	double request_timeout;		 /* idle bound of bulk transfers */
+	int list_max_keys;		 /* 0 = the server's default (test hook) */
+	atomic_uint_fast64_t requests;	 /* HTTP attempts made (test hook, metrics) */
+	atomic_uint_fast64_t backoff_ms; /* waited before retries (test hook, metrics) */
 };
 
 /* One logical S3 request; s3_call() signs, sends and retries it. */
@@ -728,6 +730,7 @@ static int s3_call(struct store_s3 *s, const struct s3_op *op, struct s3_reply *
 				snprintf(why, sizeof(why), "%s", strerror(-status));
 			else
 				snprintf(why, sizeof(why), "HTTP %d %s", status, rep->code);
+			atomic_fetch_add(&s->backoff_ms, (uint_fast64_t)ms);
 			log_debug("s3 %s: %s %s%s%s%s%s: %s, retry %d of %d in %ld ms", s->endpoint,
 				  op->method, op->key ? s->prefix : "",
 				  op->key ? op->key : "(bucket)", op->what ? " (" : "",
@@ -1636,6 +1639,7 @@ int store_s3_open(const struct dv_config *cfg, struct store **out, char *err, si
 	s->max_retries = c->max_retries;
 	s->request_timeout = c->request_timeout;
 	atomic_init(&s->requests, 0);
+	atomic_init(&s->backoff_ms, 0);
 
 	ho.max_handles = c->max_connections;
 	ho.connect_timeout = c->connect_timeout;
@@ -1657,14 +1661,7 @@ fail:
 	return ret;
 }
 
-/*
- * Test hooks, for tests/unit/test_store_s3.c (which declares them again):
- * not part of store.h, see docs/design-s3.md.
- */
-void store_s3_test_set_list_max_keys(struct store *st, int max_keys);
-uint64_t store_s3_test_requests(struct store *st);
-int store_s3_test_bucket(struct store *st, const char *method);
-int store_s3_test_uploads(struct store *st, const char *prefix, int *count);
+/* Test hooks (store_s3.h): not part of store.h, see docs/design-s3.md. */
 
 /* Pages of at most max_keys entries for list() (0: the server's default). */
 void store_s3_test_set_list_max_keys(struct store *st, int max_keys)
@@ -1676,6 +1673,12 @@ void store_s3_test_set_list_max_keys(struct store *st, int max_keys)
 uint64_t store_s3_test_requests(struct store *st)
 {
 	return atomic_load(&s3_of(st)->requests);
+}
+
+/* Milliseconds slept before retries so far. */
+uint64_t store_s3_test_backoff_ms(struct store *st)
+{
+	return atomic_load(&s3_of(st)->backoff_ms);
 }
 
 /* "PUT" creates the bucket, "DELETE" removes it (it must be empty). */

@@ -27,12 +27,7 @@
 #include "docvault/config.h"
 #include "docvault/log.h"
 #include "docvault/store.h"
-
-/* Test hooks of backend/store_s3.c. */
-void store_s3_test_set_list_max_keys(struct store *st, int max_keys);
-uint64_t store_s3_test_requests(struct store *st);
-int store_s3_test_bucket(struct store *st, const char *method);
-int store_s3_test_uploads(struct store *st, const char *prefix, int *count);
+#include "docvault/store_s3.h"
 
 #define MIB (1024 * 1024ULL)
 
