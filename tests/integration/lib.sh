@@ -1,0 +1,697 @@
+# lib.sh - the harness of the integration tests, sourced by every case.
+#
+# Model: one case = one script = one vault. dv_setup makes a temporary
+# directory, a fresh PostgreSQL database (and, for DV_TEST_STORE=s3, a fresh
+# bucket), a config file (mode 600), runs `docvault init`, and mounts the
+# daemon at $MNT in the foreground mode (-f) as a background child, so the
+# harness knows its pid and its exit status and its stderr lands in $DV_LOG.
+# An EXIT trap unmounts (lazily if it must), kills the daemon, drops the
+# database and the bucket and removes the directory, whatever happened. A
+# watchdog bounds the case's run time (DV_TEST_TIMEOUT seconds): past it the
+# daemon is killed, which turns every pending FUSE request into ENOTCONN, so
+# nothing stays blocked in the mount, and the case fails.
+#
+# Checks count passes and failures (dv_pass/dv_fail and the dv_assert_*
+# helpers) and carry on; dv_done tears down (a daemon that does not exit 0
+# after unmount, or that logged a sanitizer report, is a failure too) and
+# prints the closing "N passed, N failed". Nothing ever skips: a missing
+# server or binary FAILS with a message.
+#
+# Environment:
+#   DOCVAULT_BIN     the docvault binary (required unless DV_TEST_TARGET=dir)
+#   DV_TEST_BINDIR   where the compiled t_* test programs are
+#   DV_TEST_PGHOST, DV_TEST_PGPORT, DV_TEST_PGUSER   the PostgreSQL server
+#   DV_TEST_STORE    local (default) | s3, with DV_TEST_S3_ENDPOINT, _REGION,
+#                    _ACCESS_KEY, _SECRET_KEY for s3
+#   DV_TEST_TARGET   mount (default) | dir: run the case against a plain
+#                    temporary directory, to validate the tests themselves
+#   DV_TEST_TMPDIR   where the temporary directories go (default $TMPDIR|/tmp)
+#   DV_TEST_TIMEOUT  the time bound in seconds (default 570)
+#   DV_TEST_KEEP=1   keep the temporary directory and the database
+#
+# Not a framework: plain bash functions, prefixed dv_, no set -e (every
+# check says itself whether it passed).
+
+set -u
+set -o pipefail
+umask 022
+
+DV_CASE=$(basename "$0" .sh)
+DV_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DV_TEST_TARGET=${DV_TEST_TARGET:-mount}
+DV_TEST_STORE=${DV_TEST_STORE:-local}
+DV_TEST_TIMEOUT=${DV_TEST_TIMEOUT:-570}
+DV_PASSED=0
+DV_FAILED=0
+DV_DONE=0
+DV_DIR=''
+MNT=''
+DV_CONF=''
+DV_LOG=''
+DV_DB=''
+DV_BUCKET=''
+DV_PID=''
+DV_WATCHDOG=''
+DV_ALLOW_OTHER=${DV_ALLOW_OTHER:-false}
+DV_CLEANUP_HOOKS=()
+DV_DAEMON_ENV=()	# extra VAR=value for the daemon's environment
+DV_START=$SECONDS
+
+# --- reporting -------------------------------------------------------------
+
+dv_note() { printf '== %s\n' "$*"; }
+
+dv_pass() {
+	DV_PASSED=$((DV_PASSED + 1))
+	printf 'ok   %s\n' "$*"
+}
+
+dv_fail() {
+	DV_FAILED=$((DV_FAILED + 1))
+	printf 'FAIL %s: %s\n' "$DV_CASE" "$*"
+}
+
+# dv_die MSG: a failure after which the case cannot go on.
+dv_die() {
+	dv_fail "$*"
+	dv_done
+}
+
+dv_mode_is_dir() { [[ $DV_TEST_TARGET == dir ]]; }
+
+# dv_assert_eq EXPECTED ACTUAL WHAT
+dv_assert_eq() {
+	if [[ "$1" == "$2" ]]; then
+		dv_pass "$3"
+	else
+		dv_fail "$3: expected '$1', got '$2'"
+	fi
+}
+
+# dv_assert_ok WHAT CMD...: CMD exits 0. Its output is shown on failure.
+dv_assert_ok() {
+	local what=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if ((rc == 0)); then
+		dv_pass "$what"
+	else
+		dv_fail "$what: '$*' exited $rc"
+		printf '%s\n' "$out" | tail -n 30 | sed 's/^/     | /'
+	fi
+	return $rc
+}
+
+# dv_assert_fails WHAT CMD...: CMD exits non-zero. Sets DV_OUT to its output.
+dv_assert_fails() {
+	local what=$1 rc
+	shift
+	DV_OUT=$("$@" 2>&1)
+	rc=$?
+	if ((rc != 0)); then
+		dv_pass "$what (exit $rc)"
+		return 0
+	fi
+	dv_fail "$what: '$*' succeeded, expected a failure"
+	printf '%s\n' "$DV_OUT" | tail -n 30 | sed 's/^/     | /'
+	return 1
+}
+
+# dv_assert_match WHAT ERE TEXT: TEXT matches the extended regexp ERE.
+dv_assert_match() {
+	if grep -Eq -- "$2" <<<"$3"; then
+		dv_pass "$1"
+	else
+		dv_fail "$1: no match for /$2/ in:"
+		printf '%s\n' "$3" | tail -n 30 | sed 's/^/     | /'
+	fi
+}
+
+# dv_assert_no_match WHAT ERE TEXT
+dv_assert_no_match() {
+	if grep -Eq -- "$2" <<<"$3"; then
+		dv_fail "$1: unexpected match for /$2/ in:"
+		grep -E -- "$2" <<<"$3" | head -n 30 | sed 's/^/     | /'
+	else
+		dv_pass "$1"
+	fi
+}
+
+# dv_assert_same WHAT FILE_A FILE_B: byte-identical files.
+dv_assert_same() {
+	local out
+	if out=$(cmp -- "$2" "$3" 2>&1); then
+		dv_pass "$1"
+	else
+		dv_fail "$1: $out"
+	fi
+}
+
+# dv_assert_same_text WHAT TEXT_A TEXT_B: equal texts, a diff on failure.
+dv_assert_same_text() {
+	if [[ "$2" == "$3" ]]; then
+		dv_pass "$1"
+	else
+		dv_fail "$1: they differ (< expected, > got):"
+		diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -n 40 | sed 's/^/     | /'
+	fi
+}
+
+# --- tree helpers ----------------------------------------------------------
+
+# dv_manifest DIR: one line per entry below DIR, sorted: type, path, mode,
+# owner, size, links, mtime with nanoseconds, device numbers, link target.
+# Directory sizes and link counts are left out: they are the file system's
+# own business (ext4 says 4096, another says 0).
+dv_manifest() {
+	(cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+		QUOTING_STYLE=literal xargs -0 -r stat --printf '%F|%n|%a|%u:%g|%s|%h|%.9Y|%t:%T|%N\n') |
+		awk -F'|' 'BEGIN { OFS = "|" } $1 == "directory" { $5 = "-"; $6 = "-" } { print }'
+}
+
+# dv_assert_same_tree WHAT SRC DST: same manifest and, for regular files
+# and symlinks, the same content (diff -r does not follow symlinks with
+# --no-dereference, and FIFOs and devices are compared by the manifest).
+dv_assert_same_tree() {
+	local what=$1 src=$2 dst=$3 out
+	dv_assert_same_text "$what: types, modes, owners, sizes, mtimes" \
+		"$(dv_manifest "$src")" "$(dv_manifest "$dst")"
+	if out=$(diff -r --no-dereference -x '*.fifo' -x '*.dev' -x '*.sock' \
+		-- "$src" "$dst" 2>&1); then
+		dv_pass "$what: contents (diff -r)"
+	else
+		dv_fail "$what: diff -r found differences:"
+		printf '%s\n' "$out" | head -n 30 | sed 's/^/     | /'
+	fi
+}
+
+# dv_random_file PATH BYTES: a file of pseudo-random content.
+dv_random_file() {
+	head -c "$2" /dev/urandom >"$1"
+}
+
+# dv_make_tree DIR [hardlinks] [xattrs] [specials] [owners]: a tree of the
+# kinds of things real trees hold: nested directories, files of sizes 0 to
+# 3 MiB, odd names (spaces, UTF-8, not UTF-8), symlinks (relative, to a
+# directory, absolute, dangling), modes from 0 to 7777-ish, and mtimes with
+# nanoseconds set last (directories after their content). With options:
+# hard links (one inode under three names), user.* xattrs, a FIFO and two
+# device nodes (named *.fifo and *.dev so diff -r can skip them), files
+# owned by other users.
+dv_make_tree() {
+	local d=$1 opt hardlinks=0 xattrs=0 specials=0 owners=0 i t
+	shift
+	for opt; do
+		case $opt in
+		hardlinks) hardlinks=1 ;;
+		xattrs) xattrs=1 ;;
+		specials) specials=1 ;;
+		owners) owners=1 ;;
+		*) dv_die "dv_make_tree: unknown option $opt" ;;
+		esac
+	done
+	mkdir -p "$d/a/b/c/d" "$d/empty" "$d/private" "$d/shared" "$d/sgid" "$d/ro" ||
+		dv_die "dv_make_tree: mkdir in $d failed"
+	: >"$d/zero"
+	printf x >"$d/one"
+	dv_random_file "$d/a/4095" 4095
+	dv_random_file "$d/a/4096" 4096
+	dv_random_file "$d/a/b/4097" 4097
+	dv_random_file "$d/a/b/c/1mib" 1048576
+	dv_random_file "$d/a/b/c/d/3mib" 3145728
+	dv_random_file "$d/a/b/c/d/odd size" 123457
+	for i in $(seq 1 20); do
+		printf 'small file %s\n' "$i" >"$d/a/b/small-$i.txt"
+	done
+	printf '#!/bin/sh\necho hello\n' >"$d/script.sh"
+	printf 'caf\xc3\xa9\n' >"$d/caf$(printf '\xc3\xa9') na$(printf '\xc3\xaf')ve.txt"
+	printf 'latin1\n' >"$d/latin$(printf '\xe9\xff')1"
+	printf 'spaces\n' >"$d/a/with  two spaces "
+	printf 'ro\n' >"$d/ro/inside"
+	printf 'secret\n' >"$d/private/secret"
+	ln -s 4095 "$d/a/rel-link"
+	ln -s a/b "$d/dir-link"
+	ln -s /etc/hostname "$d/abs-link"
+	ln -s does/not/exist "$d/a/b/dangling"
+	chmod 0755 "$d/script.sh"
+	chmod 0444 "$d/one"
+	chmod 0600 "$d/private/secret"
+	chmod 0640 "$d/a/4095"
+	chmod 04755 "$d/a/b/4097"
+	chmod 0 "$d/zero"
+	chmod 0700 "$d/private"
+	chmod 1777 "$d/shared"
+	chmod 2775 "$d/sgid"
+	chmod 0555 "$d/ro"
+	if ((hardlinks)); then
+		printf 'linked\n' >"$d/a/linked"
+		ln "$d/a/linked" "$d/a/b/linked-too"
+		ln "$d/a/linked" "$d/linked-three"
+	fi
+	if ((xattrs)); then
+		setfattr -n user.color -v blue "$d/one" &&
+			setfattr -n user.empty "$d/zero" &&
+			setfattr -n user.bin -v 0x00ff00ff7f "$d/a/4096" &&
+			setfattr -n user.dir -v yes "$d/a/b" &&
+			setfattr -n user.long -v "$(head -c 300 /dev/zero | tr '\0' x)" "$d/script.sh" ||
+			dv_die "dv_make_tree: setfattr in $d failed"
+		((hardlinks)) && setfattr -n user.shared -v "one inode" "$d/a/linked"
+	fi
+	if ((specials)); then
+		mkfifo -m 0640 "$d/a/pipe.fifo" &&
+			mknod -m 0600 "$d/a/null.dev" c 1 3 &&
+			mknod -m 0660 "$d/a/b/disk.dev" b 8 17 ||
+			dv_die "dv_make_tree: mkfifo/mknod in $d failed"
+	fi
+	if ((owners)); then
+		chown 1234:5678 "$d/a/4096" "$d/a/b" &&
+			chown -h 4321:4321 "$d/a/rel-link" ||
+			dv_die "dv_make_tree: chown in $d failed"
+	fi
+	# Times last, deepest first, so that creating entries does not move
+	# their parents' mtimes again.
+	i=0
+	while IFS= read -r -d '' t; do
+		i=$((i + 1))
+		touch -h -d "@$((1500000000 + i * 86400)).$(printf '%09d' $((i * 123456789 % 1000000000)))" \
+			-- "$t" || dv_die "dv_make_tree: touch $t failed"
+	done < <(find "$d" -mindepth 1 -depth -print0)
+}
+
+# dv_xattrs DIR: the user.* attributes below DIR, one "path name=value"
+# line each, sorted; docvault's own user.docvault.* are left out.
+dv_xattrs() {
+	(cd "$1" && getfattr -R -h -d -e hex -m '^user\.' . 2>/dev/null) |
+		awk '/^# file: / { f = substr($0, 9); next }
+		     /^user\.docvault\./ { next }
+		     /=/ || /^user\./ { print f " " $0 }' | LC_ALL=C sort
+}
+
+# dv_assert_same_xattrs WHAT SRC DST
+dv_assert_same_xattrs() {
+	local a b
+	a=$(dv_xattrs "$2")
+	b=$(dv_xattrs "$3")
+	if [[ -z $a ]]; then
+		dv_fail "$1: the source has no user.* attributes (getfattr missing?)"
+		return
+	fi
+	dv_assert_same_text "$1: user.* extended attributes" "$a" "$b"
+}
+
+# dv_run_prog PROG ARGS...: runs a compiled t_* program and adds its
+# "N passed, N failed" to the case's counts; a crash counts as a failure.
+dv_run_prog() {
+	local prog=$1 out rc line p f
+	shift
+	if [[ -z ${DV_TEST_BINDIR:-} || ! -x $DV_TEST_BINDIR/$prog ]]; then
+		dv_die "the test program $prog is not in DV_TEST_BINDIR='${DV_TEST_BINDIR:-}' (build the tree first)"
+	fi
+	dv_note "$prog $*"
+	out=$(cd "$DV_DIR" && DV_TEST_TARGET=$DV_TEST_TARGET "$DV_TEST_BINDIR/$prog" "$@" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n 1)
+	if [[ -n $line ]]; then
+		read -r p _ f _ <<<"$line"
+		DV_PASSED=$((DV_PASSED + p))
+		DV_FAILED=$((DV_FAILED + f))
+	fi
+	if [[ -z $line ]] || ((rc != 0 && f == 0)); then
+		dv_fail "$prog exited $rc without its closing line (crashed?)"
+	fi
+}
+
+# --- PostgreSQL and the stores ---------------------------------------------
+
+dv_pg_args() {
+	printf '%s\n' -h "$DV_TEST_PGHOST" -p "$DV_TEST_PGPORT" -U "$DV_TEST_PGUSER"
+}
+
+dv_psql() {
+	local args
+	mapfile -t args < <(dv_pg_args)
+	psql "${args[@]}" -X -q -v ON_ERROR_STOP=1 -d "$DV_DB" "$@"
+}
+
+# Runs curl on an S3 request signed with SigV4; the credentials go to curl
+# through a config on a pipe, never on the command line (stdin stays free
+# for a request body: --data-binary @-).
+# dv_s3 METHOD PATH [CURL ARGS...]
+dv_s3() {
+	local method=$1 path=$2
+	shift 2
+	curl -sS --fail-with-body \
+		-K <(printf 'user = "%s:%s"\n' "$DV_TEST_S3_ACCESS_KEY" "$DV_TEST_S3_SECRET_KEY") \
+		--aws-sigv4 "aws:amz:$DV_TEST_S3_REGION:s3" \
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+		-X "$method" "${DV_TEST_S3_ENDPOINT%/}/$path" "$@"
+}
+
+dv_s3_require_env() {
+	local v
+	for v in DV_TEST_S3_ENDPOINT DV_TEST_S3_REGION DV_TEST_S3_ACCESS_KEY DV_TEST_S3_SECRET_KEY; do
+		[[ -n ${!v:-} ]] || dv_die "DV_TEST_STORE=s3 needs $v (run the tests under tools/check)"
+	done
+}
+
+dv_s3_bucket_create() {
+	local out
+	out=$(dv_s3 PUT "$DV_BUCKET" 2>&1) ||
+		dv_die "cannot create the bucket $DV_BUCKET at $DV_TEST_S3_ENDPOINT: $out"
+}
+
+# Empties the bucket (objects, then unfinished multipart uploads) and
+# removes it. Keys are hex paths, but are URL-encoded anyway.
+dv_s3_bucket_delete() {
+	local listing key id token='' q
+	while :; do
+		q='list-type=2'
+		[[ -n $token ]] && q+="&continuation-token=$(dv_urlencode "$token")"
+		listing=$(dv_s3 GET "$DV_BUCKET?$q" 2>/dev/null) || break
+		while read -r key; do
+			[[ -n $key ]] && dv_s3 DELETE "$DV_BUCKET/$(dv_urlencode "$key" /)" >/dev/null 2>&1
+		done < <(grep -o '<Key>[^<]*</Key>' <<<"$listing" | sed 's/<[^>]*>//g')
+		token=$(grep -o '<NextContinuationToken>[^<]*' <<<"$listing" | sed 's/.*>//')
+		[[ -n $token ]] || break
+	done
+	listing=$(dv_s3 GET "$DV_BUCKET?uploads" 2>/dev/null) || listing=''
+	while read -r key id; do
+		[[ -n $key ]] && dv_s3 DELETE \
+			"$DV_BUCKET/$(dv_urlencode "$key" /)?uploadId=$(dv_urlencode "$id")" >/dev/null 2>&1
+	done < <(grep -o '<Key>[^<]*</Key>[[:space:]]*<UploadId>[^<]*' <<<"$listing" |
+		sed -E 's#<Key>([^<]*)</Key>[[:space:]]*<UploadId>#\1 #')
+	dv_s3 DELETE "$DV_BUCKET" >/dev/null 2>&1 ||
+		printf 'harness: could not delete the bucket %s\n' "$DV_BUCKET"
+}
+
+# dv_urlencode STRING [SAFE]: percent-encodes all but unreserved characters
+# (and the characters in SAFE).
+dv_urlencode() {
+	local s=$1 safe=${2:-} out='' c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		if [[ $c == [A-Za-z0-9._~-] || ( -n $safe && $safe == *"$c"* ) ]]; then
+			out+=$c
+		else
+			out+=$(printf '%%%02X' "'$c")
+		fi
+	done
+	printf '%s' "$out"
+}
+
+# dv_write_config PATH [EXTRA LINES...]: the case's config; extra lines are
+# appended verbatim (errors.sh writes broken ones with them).
+dv_write_config() {
+	local path=$1
+	shift
+	{
+		printf '[database]\n'
+		printf 'conninfo = host=%s port=%s user=%s dbname=%s\n' \
+			"$DV_TEST_PGHOST" "$DV_TEST_PGPORT" "$DV_TEST_PGUSER" "$DV_DB"
+		printf '\n[storage]\n'
+		if [[ $DV_TEST_STORE == s3 ]]; then
+			printf 'type = s3\nendpoint = %s\nregion = %s\nbucket = %s\n' \
+				"$DV_TEST_S3_ENDPOINT" "$DV_TEST_S3_REGION" "$DV_BUCKET"
+			printf 'access_key = %s\nsecret_key = %s\n' \
+				"$DV_TEST_S3_ACCESS_KEY" "$DV_TEST_S3_SECRET_KEY"
+		else
+			printf 'type = local\npath = %s/blobs\n' "$DV_DIR"
+		fi
+		printf '\n[cache]\ndir = %s/cache\n' "$DV_DIR"
+		printf '\n[mount]\nallow_other = %s\n' "$DV_ALLOW_OTHER"
+		(($# == 0)) || printf '%s\n' "$@"
+	} >"$path"
+	chmod 600 "$path"
+}
+
+# --- the daemon ------------------------------------------------------------
+
+dv_require_env() {
+	local v
+	[[ -n ${DOCVAULT_BIN:-} && -x ${DOCVAULT_BIN:-} ]] ||
+		dv_die "DOCVAULT_BIN='${DOCVAULT_BIN:-}' is not an executable docvault binary"
+	for v in DV_TEST_PGHOST DV_TEST_PGPORT DV_TEST_PGUSER; do
+		[[ -n ${!v:-} ]] ||
+			dv_die "$v is not set: the integration tests need a PostgreSQL server (run them under tools/check, or start one: tools/lib/pg.sh start DIR && . DIR/env)"
+	done
+	case $DV_TEST_STORE in
+	local) ;;
+	s3) dv_s3_require_env ;;
+	*) dv_die "DV_TEST_STORE='$DV_TEST_STORE' is neither local nor s3" ;;
+	esac
+}
+
+# The mount's kernel connection, from the mount table (never stat the mount
+# point here: a stuck daemon would block us).
+dv_is_mounted() { mountpoint -q -- "$1" 2>/dev/null; }
+
+# dv_pid_alive PID: running, and not a zombie waiting for us to reap it.
+dv_pid_alive() {
+	local st
+	[[ -n $1 && -r /proc/$1/stat ]] || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[[ -n $st && $st != Z ]]
+}
+
+# dv_mount: starts the daemon on $MNT and waits until the mount is ready.
+dv_mount() {
+	local i
+	: >>"$DV_LOG"
+	printf -- '--- mount at %s\n' "$(date +%T.%N)" >>"$DV_LOG"
+	# env execs the daemon, so $! is the daemon's own pid.
+	env "${DV_DAEMON_ENV[@]}" "$DOCVAULT_BIN" mount -c "$DV_CONF" "$MNT" -f \
+		${DV_MOUNT_OPTS:+-o "$DV_MOUNT_OPTS"} </dev/null >>"$DV_LOG" 2>&1 &
+	DV_PID=$!
+	printf '%s\n' "$DV_PID" >"$DV_DIR/daemon.pid"
+	for ((i = 0; i < 300; i++)); do
+		if dv_is_mounted "$MNT"; then
+			dv_pass "mounted at $MNT (daemon pid $DV_PID)"
+			return 0
+		fi
+		dv_pid_alive "$DV_PID" || break
+		sleep 0.1
+	done
+	if dv_pid_alive "$DV_PID"; then
+		dv_die "the daemon did not mount $MNT within 30 s"
+	fi
+	wait "$DV_PID"
+	local rc=$?
+	DV_PID=''
+	dv_die "docvault mount exited $rc before the mount was ready"
+}
+
+# dv_wait_daemon SECONDS: waits for the daemon to exit and sets DV_DAEMON_RC;
+# returns 1 if it is still running after SECONDS.
+dv_wait_daemon() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		dv_pid_alive "$DV_PID" || break
+		sleep 0.1
+	done
+	dv_pid_alive "$DV_PID" && return 1
+	wait "$DV_PID"
+	DV_DAEMON_RC=$?
+	DV_PID=''
+	return 0
+}
+
+# Sanitizer and crash reports in the daemon's log are failures.
+dv_check_log() {
+	local bad
+	[[ -f $DV_LOG ]] || return 0
+	bad=$(grep -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
+		"$DV_LOG" | head -n 5)
+	if [[ -n $bad ]]; then
+		dv_fail "the daemon's log has sanitizer reports:"
+		printf '%s\n' "$bad" | sed 's/^/     | /'
+	fi
+	# Checked once per daemon run: rotate the log so each run is judged alone.
+	cat "$DV_LOG" >>"$DV_LOG.all"
+	: >"$DV_LOG"
+}
+
+# dv_unmount: unmounts, waits for the daemon to finish its pending work and
+# exit, and checks that it exited 0 with a clean log.
+dv_unmount() {
+	local i out
+	dv_mode_is_dir && return 0
+	for ((i = 0; i < 50; i++)); do
+		out=$(fusermount3 -u -- "$MNT" 2>&1) && break
+		sleep 0.2
+	done
+	if dv_is_mounted "$MNT"; then
+		dv_fail "fusermount3 -u $MNT keeps failing: $out"
+		return 1
+	fi
+	if [[ -n $DV_PID ]]; then
+		if dv_wait_daemon 120; then
+			dv_assert_eq 0 "$DV_DAEMON_RC" "the daemon exits 0 after unmount"
+		else
+			dv_fail "the daemon (pid $DV_PID) still runs 120 s after unmount"
+			kill -KILL "$DV_PID" 2>/dev/null
+			dv_wait_daemon 10
+		fi
+	fi
+	dv_check_log
+}
+
+# dv_remount: unmount, then mount the same vault again.
+dv_remount() {
+	if dv_mode_is_dir; then
+		dv_note "dir mode: no remount"
+		return 0
+	fi
+	dv_unmount
+	dv_mount
+}
+
+# The daemon's peak resident set (VmHWM) in KiB, empty in dir mode.
+dv_daemon_hwm_kib() {
+	[[ -n $DV_PID ]] || return 0
+	awk '/^VmHWM:/ { print $2 }' "/proc/$DV_PID/status" 2>/dev/null
+}
+
+# dv_on_exit CMD...: runs CMD during the cleanup (before the unmount).
+dv_on_exit() {
+	DV_CLEANUP_HOOKS+=("$*")
+}
+
+# The watchdog: after DV_TEST_TIMEOUT seconds it kills the daemon (pending
+# FUSE requests then fail with ENOTCONN instead of hanging) and stops the
+# case with SIGTERM, whose trap fails it and cleans up.
+dv_start_watchdog() {
+	local main=$$
+	(
+		trap 'kill $sp 2>/dev/null; exit 0' TERM
+		sleep "$DV_TEST_TIMEOUT" >/dev/null 2>&1 &
+		sp=$!
+		wait $sp || exit 0
+		printf 'FAIL %s: timed out after %s s; killing the daemon\n' "$DV_CASE" "$DV_TEST_TIMEOUT"
+		: >"$DV_DIR/.timed_out"
+		pid=$(cat "$DV_DIR/daemon.pid" 2>/dev/null)
+		[[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+		kill -TERM "$main"
+	) </dev/null &
+	DV_WATCHDOG=$!
+}
+
+dv_on_signal() {
+	if [[ -e $DV_DIR/.timed_out ]]; then
+		dv_fail "the case did not finish within $DV_TEST_TIMEOUT s"
+	else
+		dv_fail "interrupted by a signal"
+	fi
+	exit 1
+}
+
+# dv_setup: the case's vault, mounted at $MNT (in dir mode: a plain
+# directory at $MNT).
+dv_setup() {
+	local base=${DV_TEST_TMPDIR:-${TMPDIR:-/tmp}} tag
+	dv_mode_is_dir || dv_require_env
+	DV_DIR=$(mktemp -d "$base/dv-$DV_CASE.XXXXXX") || dv_die "mktemp -d in $base failed"
+	chmod 755 "$DV_DIR"	# other users must reach $MNT (second_user.sh)
+	trap dv_cleanup EXIT
+	trap dv_on_signal TERM INT HUP
+	dv_start_watchdog
+	MNT=$DV_DIR/mnt
+	DV_LOG=$DV_DIR/daemon.log
+	mkdir "$MNT" "$DV_DIR/cache" "$DV_DIR/blobs" "$DV_DIR/tmp"
+	if dv_mode_is_dir; then
+		dv_note "$DV_CASE: dir mode, target is the plain directory $MNT ($(stat -f -c %T "$MNT"))"
+		return 0
+	fi
+	tag=$(printf '%s_%s_%s' "$DV_CASE" "$$" "$RANDOM" | tr 'A-Z-' 'a-z_')
+	DV_DB=dvtest_$tag
+	local args out
+	mapfile -t args < <(dv_pg_args)
+	out=$(createdb "${args[@]}" "$DV_DB" 2>&1) ||
+		dv_die "createdb $DV_DB on $DV_TEST_PGHOST:$DV_TEST_PGPORT failed: $out"
+	if [[ $DV_TEST_STORE == s3 ]]; then
+		DV_BUCKET=dvtest-$(tr '_' '-' <<<"$tag")
+		DV_BUCKET=${DV_BUCKET:0:63}
+		dv_s3_bucket_create
+	fi
+	DV_CONF=$DV_DIR/docvault.conf
+	dv_write_config "$DV_CONF"
+	dv_note "$DV_CASE: store $DV_TEST_STORE, database $DV_DB, dir $DV_DIR"
+	out=$("$DOCVAULT_BIN" init -c "$DV_CONF" 2>&1) || {
+		printf '%s\n' "$out" >>"$DV_LOG"
+		dv_die "docvault init -c $DV_CONF failed: $out"
+	}
+	dv_mount
+}
+
+# Shows the end of the daemon's log (all runs) after a failure.
+dv_show_log() {
+	local f
+	for f in "$DV_LOG.all" "$DV_LOG"; do
+		[[ -s $f ]] || continue
+		printf -- '--- the daemon log (%s), last 80 lines:\n' "$f"
+		tail -n 80 "$f"
+		printf -- '--- end of the daemon log\n'
+	done
+}
+
+# The EXIT trap: runs whatever happened; never blocks on a dead mount.
+dv_cleanup() {
+	local rc=$? h args i
+	trap - EXIT TERM INT HUP
+	if ((DV_DONE == 0)); then
+		dv_fail "the case stopped early (exit status $rc) before dv_done"
+	fi
+	[[ -n $DV_WATCHDOG ]] && kill -TERM "$DV_WATCHDOG" 2>/dev/null
+	for h in "${DV_CLEANUP_HOOKS[@]}"; do
+		eval "$h" || printf 'harness: cleanup hook failed: %s\n' "$h"
+	done
+	if [[ -n $MNT ]] && ! dv_mode_is_dir; then
+		for ((i = 0; i < 5; i++)); do
+			dv_is_mounted "$MNT" || break
+			fusermount3 -u -- "$MNT" 2>/dev/null || sleep 0.5
+		done
+		if [[ -n $DV_PID ]] && ! dv_wait_daemon 30; then
+			printf 'harness: the daemon does not exit; killing it\n'
+			kill -KILL "$DV_PID" 2>/dev/null
+			dv_wait_daemon 10
+		fi
+		for ((i = 0; i < 5; i++)); do
+			dv_is_mounted "$MNT" || break
+			fusermount3 -uz -- "$MNT" 2>/dev/null || umount -l -- "$MNT" 2>/dev/null
+		done
+		dv_is_mounted "$MNT" && printf 'harness: %s is still mounted\n' "$MNT"
+	fi
+	((DV_FAILED > 0)) && dv_show_log
+	if [[ ${DV_TEST_KEEP:-0} == 1 ]]; then
+		printf 'harness: kept %s and the database %s\n' "$DV_DIR" "${DV_DB:-none}"
+	else
+		if [[ -n $DV_DB ]]; then
+			mapfile -t args < <(dv_pg_args)
+			dropdb --force "${args[@]}" "$DV_DB" 2>/dev/null ||
+				printf 'harness: dropdb %s failed\n' "$DV_DB"
+		fi
+		[[ -n $DV_BUCKET ]] && dv_s3_bucket_delete
+		[[ -n $DV_DIR ]] && ! dv_is_mounted "$MNT" && rm -rf --one-file-system -- "$DV_DIR"
+	fi
+	if ((DV_DONE == 0)); then
+		printf '%d passed, %d failed\n' "$DV_PASSED" "$DV_FAILED"
+	fi
+	((DV_FAILED == 0)) || exit 1
+	exit "$rc"
+}
+
+# dv_done: unmount (checking the daemon's exit), print the closing line and
+# exit with the verdict.
+dv_done() {
+	if ((DV_DONE == 0)); then
+		DV_DONE=1
+		if [[ -n $MNT ]] && ! dv_mode_is_dir && dv_is_mounted "$MNT"; then
+			dv_unmount
+		fi
+		printf '%s: %d s\n' "$DV_CASE" $((SECONDS - DV_START))
+		printf '%d passed, %d failed\n' "$DV_PASSED" "$DV_FAILED"
+	fi
+	((DV_FAILED == 0))
+	exit $?
+}

@@ -1,0 +1,8 @@
+#!/bin/bash
+# xattr.sh - user.* extended attributes through the syscalls (t_xattr.c),
+# run against a fresh mount. The program prints what it checks.
+. "$(dirname "$0")/lib.sh"
+
+dv_setup
+dv_run_prog t_xattr "$MNT"
+dv_done
