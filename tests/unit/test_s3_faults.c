@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "docvault/config.h"
 #include "docvault/store.h"
 #include "docvault/store_fault.h"
@@ -79,53 +80,6 @@ static void sleep_s(double s)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-/* An unlinked temporary file of size pseudo-random bytes from seed. */
-static int tmp_random(uint64_t size, uint64_t seed)
-{
-	char path[] = "/tmp/dv-test-s3f.XXXXXX";
-	static uint64_t buf[MIB / 8];
-	uint64_t x = seed | 1, done = 0;
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	while (done < size) {
-		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
-
-		for (size_t i = 0; i < (n + 7) / 8; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
-		if (pwrite(fd, buf, n, (off_t)done) != (ssize_t)n) {
-			close(fd);
-			return -1;
-		}
-		done += n;
-	}
-	return fd;
-}
-
-/* 0 when the first size bytes of both files are equal. */
-static int compare_files(int a, int b, uint64_t size)
-{
-	static char ba[MIB], bb[MIB];
-
-	for (uint64_t off = 0; off < size; off += MIB) {
-		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
-
-		if (pread(a, ba, n, (off_t)off) != (ssize_t)n ||
-		    pread(b, bb, n, (off_t)off) != (ssize_t)n || memcmp(ba, bb, n) != 0) {
-			fprintf(stderr, "files differ in the MiB at offset %llu\n",
-				(unsigned long long)off);
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static void key_of(char *buf, size_t len, const char *name)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "docvault/store.h"
 #include "docvault/store_fault.h"
 
@@ -30,35 +31,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* An unlinked temporary file holding size pseudo-random bytes from seed. */
-static int tmp_random(uint64_t size, uint64_t seed)
-{
-	char path[] = "/tmp/dv-test-fault-src.XXXXXX";
-	static uint64_t buf[MIB / 8];
-	uint64_t x = seed | 1, done = 0;
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	while (done < size) {
-		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
-
-		for (size_t i = 0; i < (n + 7) / 8; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
-		if (pwrite(fd, buf, n, (off_t)done) != (ssize_t)n) {
-			close(fd);
-			return -1;
-		}
-		done += n;
-	}
-	return fd;
 }
 
 /* 0 when the object key holds exactly the first size bytes of fd. */

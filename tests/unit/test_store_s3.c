@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "docvault/config.h"
 #include "docvault/log.h"
 #include "docvault/store.h"
@@ -55,48 +56,6 @@ static int tmp_file(const void *data, size_t len)
 		return -1;
 	}
 	return fd;
-}
-
-/* Fills fd with size pseudo-random bytes from seed (xorshift64). */
-static int fill_random(int fd, uint64_t size, uint64_t seed)
-{
-	static uint64_t buf[MIB / 8];
-	uint64_t x = seed | 1, done = 0;
-
-	while (done < size) {
-		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
-
-		for (size_t i = 0; i < (n + 7) / 8; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
-		if (pwrite(fd, buf, n, (off_t)done) != (ssize_t)n)
-			return -1;
-		done += n;
-	}
-	return 0;
-}
-
-/* 0 when the first size bytes of both files are equal. */
-static int compare_files(int a, int b, uint64_t size)
-{
-	static char ba[MIB], bb[MIB];
-
-	for (uint64_t off = 0; off < size; off += MIB) {
-		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
-
-		if (pread(a, ba, n, (off_t)off) != (ssize_t)n ||
-		    pread(b, bb, n, (off_t)off) != (ssize_t)n)
-			return -1;
-		if (memcmp(ba, bb, n) != 0) {
-			fprintf(stderr, "files differ in the MiB at offset %llu\n",
-				(unsigned long long)off);
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static void key_of(char *buf, size_t len, const char *name)
