@@ -391,7 +391,9 @@ EOF
 	mv "$DIR/env.tmp" "$DIR/env"
 	trap - INT TERM HUP
 	note "ready in $(elapsed)s (mon 127.0.0.1:$MON_PORT, logs in $DIR/log)"
-	cat "$DIR/env"
+	# The keys stay in DIR/env (mode 600): logs and CI output never show a secret.
+	grep -v '_KEY=' "$DIR/env"
+	note "access and secret key in $DIR/env"
 }
 
 cmd_stop() {
