@@ -791,11 +791,13 @@ static void vfs_free_drain(struct vfs *v)
 
 		pthread_mutex_lock(&v->stop_lock);
 		n = v->freeq_len < VFS_FREEQ_BATCH ? v->freeq_len : VFS_FREEQ_BATCH;
+		if (n == 0) {
+			pthread_mutex_unlock(&v->stop_lock);
+			return;
+		}
 		v->freeq_len -= n;
 		memcpy(batch, v->freeq + v->freeq_len, n * sizeof(*batch));
 		pthread_mutex_unlock(&v->stop_lock);
-		if (n == 0)
-			return;
 		if (meta_free_batch(v->meta, batch, n) != 0)
 			log_warn("could not free %zu unlinked inodes now; the session cleanup "
 				 "will",
