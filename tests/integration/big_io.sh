@@ -1,9 +1,11 @@
 #!/bin/bash
+# shellcheck disable=SC2016
 # big_io.sh - large sequential I/O: a 64 MiB file written with dd reads back
 # with the same checksum (sha256sum and xxhsum -H2), also after the kernel's
 # page cache for it is dropped, with other block sizes, after an overwrite
 # in the middle and an append; and name lengths from the shell: a 255-byte
 # name works, a 300-byte name gives "File name too long".
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 sums() { # FILE: "sha256 xxh128" of FILE

@@ -1,8 +1,10 @@
 #!/bin/bash
+# shellcheck disable=SC2010,SC2012
 # bigdir.sh - 100,000 entries in one directory: created fast (t_mkfiles),
 # listed by `ls` (sorted and -f unsorted) and `find` with every name exactly
 # once, looked up by name, then removed with `rm -rf`. The daemon must list
 # it without loading it whole: its peak RSS (VmHWM) stays under 300 MiB.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 N=${DV_BIGDIR_N:-100000}

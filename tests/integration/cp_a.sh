@@ -2,6 +2,7 @@
 # cp_a.sh - `cp -a` of a tree into the vault and back out: contents
 # (diff -r), types, modes, owners, sizes, link counts, mtimes with
 # nanoseconds, device numbers, symlink targets and user.* xattrs all survive.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dv_setup

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2001,SC2016
 # errors.sh - `docvault mount` refuses, with a message that says why and a
 # non-zero exit, and leaves nothing mounted: an unknown config key or a bad
 # value (the message names the file, the line and the key), a missing config
@@ -6,6 +7,7 @@
 # message names the server), a busy mount point (already mounted), a missing
 # mount point, and a config readable by others that holds a secret (refused
 # as ssh does, without printing the secret). The first mount keeps working.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dv_setup

@@ -1,10 +1,12 @@
 #!/bin/bash
+# shellcheck disable=SC2016,SC2317
 # git.sh - a git repository inside the vault: init, several commits (adds,
 # edits, deletes, renames, a binary file, an executable bit), a branch and a
 # merge, `git fsck --full`, `git gc --aggressive`, a clean `git status`, an
 # intact log; a clone out of the vault and back in verifies too. git does
 # what editors and builds do: lock files created with O_EXCL, renames over
 # existing files, read-only objects, mmap of packs, many small files.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dv_setup

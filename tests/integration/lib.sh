@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - the harness of the integration tests, sourced by every case.
 #
 # Model: one case = one script = one vault. dv_setup makes a temporary
@@ -37,7 +38,6 @@ set -o pipefail
 umask 022
 
 DV_CASE=$(basename "$0" .sh)
-DV_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DV_TEST_TARGET=${DV_TEST_TARGET:-mount}
 DV_TEST_STORE=${DV_TEST_STORE:-local}
 DV_TEST_TIMEOUT=${DV_TEST_TIMEOUT:-570}
@@ -66,9 +66,13 @@ dv_pass() {
 	printf 'ok   %s\n' "$*"
 }
 
+# dv_fail MSG [DETAIL]: a failed check; DETAIL (command output, a diff) is
+# shown indented below it. A dead daemon ends the case here, with the reason.
 dv_fail() {
 	DV_FAILED=$((DV_FAILED + 1))
-	printf 'FAIL %s: %s\n' "$DV_CASE" "$*"
+	printf 'FAIL %s: %s\n' "$DV_CASE" "$1"
+	(($# < 2)) || printf '%s\n' "$2" | sed 's/^/     | /'
+	dv_daemon_died && dv_die "the daemon died unexpectedly (exit status $DV_DAEMON_RC): the case cannot go on"
 }
 
 # dv_die MSG: a failure after which the case cannot go on.
@@ -97,8 +101,7 @@ dv_assert_ok() {
 	if ((rc == 0)); then
 		dv_pass "$what"
 	else
-		dv_fail "$what: '$*' exited $rc"
-		printf '%s\n' "$out" | tail -n 30 | sed 's/^/     | /'
+		dv_fail "$what: '$*' exited $rc" "$(tail -n 30 <<<"$out")"
 	fi
 	return $rc
 }
@@ -113,8 +116,7 @@ dv_assert_fails() {
 		dv_pass "$what (exit $rc)"
 		return 0
 	fi
-	dv_fail "$what: '$*' succeeded, expected a failure"
-	printf '%s\n' "$DV_OUT" | tail -n 30 | sed 's/^/     | /'
+	dv_fail "$what: '$*' succeeded, expected a failure" "$(tail -n 30 <<<"$DV_OUT")"
 	return 1
 }
 
@@ -123,16 +125,14 @@ dv_assert_match() {
 	if grep -Eq -- "$2" <<<"$3"; then
 		dv_pass "$1"
 	else
-		dv_fail "$1: no match for /$2/ in:"
-		printf '%s\n' "$3" | tail -n 30 | sed 's/^/     | /'
+		dv_fail "$1: no match for /$2/ in:" "$(tail -n 30 <<<"$3")"
 	fi
 }
 
 # dv_assert_no_match WHAT ERE TEXT
 dv_assert_no_match() {
 	if grep -Eq -- "$2" <<<"$3"; then
-		dv_fail "$1: unexpected match for /$2/ in:"
-		grep -E -- "$2" <<<"$3" | head -n 30 | sed 's/^/     | /'
+		dv_fail "$1: unexpected match for /$2/ in:" "$(grep -E -- "$2" <<<"$3" | head -n 30)"
 	else
 		dv_pass "$1"
 	fi
@@ -153,8 +153,8 @@ dv_assert_same_text() {
 	if [[ "$2" == "$3" ]]; then
 		dv_pass "$1"
 	else
-		dv_fail "$1: they differ (< expected, > got):"
-		diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -n 40 | sed 's/^/     | /'
+		dv_fail "$1: they differ (< expected, > got):" \
+			"$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -n 40)"
 	fi
 }
 
@@ -181,8 +181,7 @@ dv_assert_same_tree() {
 		-- "$src" "$dst" 2>&1); then
 		dv_pass "$what: contents (diff -r)"
 	else
-		dv_fail "$what: diff -r found differences:"
-		printf '%s\n' "$out" | head -n 30 | sed 's/^/     | /'
+		dv_fail "$what: diff -r found differences:" "$(head -n 30 <<<"$out")"
 	fi
 }
 
@@ -200,7 +199,7 @@ dv_random_file() {
 # device nodes (named *.fifo and *.dev so diff -r can skip them), files
 # owned by other users.
 dv_make_tree() {
-	local d=$1 opt hardlinks=0 xattrs=0 specials=0 owners=0 i t
+	local d=$1 opt hardlinks=0 xattrs=0 specials=0 owners=0 rc
 	shift
 	for opt; do
 		case $opt in
@@ -211,72 +210,80 @@ dv_make_tree() {
 		*) dv_die "dv_make_tree: unknown option $opt" ;;
 		esac
 	done
-	mkdir -p "$d/a/b/c/d" "$d/empty" "$d/private" "$d/shared" "$d/sgid" "$d/ro" ||
-		dv_die "dv_make_tree: mkdir in $d failed"
-	: >"$d/zero"
-	printf x >"$d/one"
-	dv_random_file "$d/a/4095" 4095
-	dv_random_file "$d/a/4096" 4096
-	dv_random_file "$d/a/b/4097" 4097
-	dv_random_file "$d/a/b/c/1mib" 1048576
-	dv_random_file "$d/a/b/c/d/3mib" 3145728
-	dv_random_file "$d/a/b/c/d/odd size" 123457
-	for i in $(seq 1 20); do
-		printf 'small file %s\n' "$i" >"$d/a/b/small-$i.txt"
-	done
-	printf '#!/bin/sh\necho hello\n' >"$d/script.sh"
-	printf 'caf\xc3\xa9\n' >"$d/caf$(printf '\xc3\xa9') na$(printf '\xc3\xaf')ve.txt"
-	printf 'latin1\n' >"$d/latin$(printf '\xe9\xff')1"
-	printf 'spaces\n' >"$d/a/with  two spaces "
-	printf 'ro\n' >"$d/ro/inside"
-	printf 'secret\n' >"$d/private/secret"
-	ln -s 4095 "$d/a/rel-link"
-	ln -s a/b "$d/dir-link"
-	ln -s /etc/hostname "$d/abs-link"
-	ln -s does/not/exist "$d/a/b/dangling"
-	chmod 0755 "$d/script.sh"
-	chmod 0444 "$d/one"
-	chmod 0600 "$d/private/secret"
-	chmod 0640 "$d/a/4095"
-	chmod 04755 "$d/a/b/4097"
-	chmod 0 "$d/zero"
-	chmod 0700 "$d/private"
-	chmod 1777 "$d/shared"
-	chmod 2775 "$d/sgid"
-	chmod 0555 "$d/ro"
-	if ((hardlinks)); then
-		printf 'linked\n' >"$d/a/linked"
-		ln "$d/a/linked" "$d/a/b/linked-too"
-		ln "$d/a/linked" "$d/linked-three"
-	fi
-	if ((xattrs)); then
-		setfattr -n user.color -v blue "$d/one" &&
-			setfattr -n user.empty "$d/zero" &&
-			setfattr -n user.bin -v 0x00ff00ff7f "$d/a/4096" &&
-			setfattr -n user.dir -v yes "$d/a/b" &&
-			setfattr -n user.long -v "$(head -c 300 /dev/zero | tr '\0' x)" "$d/script.sh" ||
-			dv_die "dv_make_tree: setfattr in $d failed"
-		((hardlinks)) && setfattr -n user.shared -v "one inode" "$d/a/linked"
-	fi
-	if ((specials)); then
-		mkfifo -m 0640 "$d/a/pipe.fifo" &&
-			mknod -m 0600 "$d/a/null.dev" c 1 3 &&
-			mknod -m 0660 "$d/a/b/disk.dev" b 8 17 ||
-			dv_die "dv_make_tree: mkfifo/mknod in $d failed"
-	fi
-	if ((owners)); then
-		chown 1234:5678 "$d/a/4096" "$d/a/b" &&
-			chown -h 4321:4321 "$d/a/rel-link" ||
-			dv_die "dv_make_tree: chown in $d failed"
-	fi
-	# Times last, deepest first, so that creating entries does not move
-	# their parents' mtimes again.
-	i=0
-	while IFS= read -r -d '' t; do
-		i=$((i + 1))
-		touch -h -d "@$((1500000000 + i * 86400)).$(printf '%09d' $((i * 123456789 % 1000000000)))" \
-			-- "$t" || dv_die "dv_make_tree: touch $t failed"
-	done < <(find "$d" -mindepth 1 -depth -print0)
+	# In a subshell with set -e: any step that fails (the tree may be
+	# built inside the vault) stops it, and its message is above.
+	(
+		set -e
+		mkdir -p "$d/a/b/c/d" "$d/empty" "$d/private" "$d/shared" "$d/sgid" "$d/ro"
+		: >"$d/zero"
+		printf x >"$d/one"
+		dv_random_file "$d/a/4095" 4095
+		dv_random_file "$d/a/4096" 4096
+		dv_random_file "$d/a/b/4097" 4097
+		dv_random_file "$d/a/b/c/1mib" 1048576
+		dv_random_file "$d/a/b/c/d/3mib" 3145728
+		dv_random_file "$d/a/b/c/d/odd size" 123457
+		for i in $(seq 1 20); do
+			printf 'small file %s\n' "$i" >"$d/a/b/small-$i.txt"
+		done
+		printf '#!/bin/sh\necho hello\n' >"$d/script.sh"
+		printf 'caf\xc3\xa9\n' >"$d/caf$(printf '\xc3\xa9') na$(printf '\xc3\xaf')ve.txt"
+		printf 'latin1\n' >"$d/latin$(printf '\xe9\xff')1"
+		printf 'spaces\n' >"$d/a/with  two spaces "
+		printf 'ro\n' >"$d/ro/inside"
+		printf 'secret\n' >"$d/private/secret"
+		ln -s 4095 "$d/a/rel-link"
+		ln -s a/b "$d/dir-link"
+		ln -s /etc/hostname "$d/abs-link"
+		ln -s does/not/exist "$d/a/b/dangling"
+		chmod 0755 "$d/script.sh"
+		chmod 0444 "$d/one"
+		chmod 0600 "$d/private/secret"
+		chmod 0640 "$d/a/4095"
+		chmod 04755 "$d/a/b/4097"
+		chmod 0 "$d/zero"
+		chmod 0700 "$d/private"
+		chmod 1777 "$d/shared"
+		chmod 2775 "$d/sgid"
+		chmod 0555 "$d/ro"
+		if ((hardlinks)); then
+			printf 'linked\n' >"$d/a/linked"
+			ln "$d/a/linked" "$d/a/b/linked-too"
+			ln "$d/a/linked" "$d/linked-three"
+		fi
+		if ((xattrs)); then
+			setfattr -n user.color -v blue "$d/one"
+			setfattr -n user.empty "$d/zero"
+			setfattr -n user.bin -v 0x00ff00ff7f "$d/a/4096"
+			setfattr -n user.dir -v yes "$d/a/b"
+			setfattr -n user.long -v "$(head -c 300 /dev/zero | tr '\0' x)" "$d/script.sh"
+			if ((hardlinks)); then
+				setfattr -n user.shared -v "one inode" "$d/a/linked"
+			fi
+		fi
+		if ((specials)); then
+			mkfifo -m 0640 "$d/a/pipe.fifo"
+			mknod -m 0600 "$d/a/null.dev" c 1 3
+			mknod -m 0660 "$d/a/b/disk.dev" b 8 17
+		fi
+		if ((owners)); then
+			chown 1234:5678 "$d/a/4096" "$d/a/b"
+			chown -h 4321:4321 "$d/a/rel-link"
+		fi
+		# Times last, deepest first, so that creating entries does not
+		# move their parents' mtimes again.
+		list=$(mktemp "$DV_DIR/tmp/tree.XXXXXX")
+		find "$d" -mindepth 1 -depth -print0 >"$list"
+		i=0
+		while IFS= read -r -d '' t; do
+			i=$((i + 1))
+			touch -h -d "@$((1500000000 + i * 86400)).$(printf '%09d' $((i * 123456789 % 1000000000)))" \
+				-- "$t"
+		done <"$list"
+		rm "$list"
+	)
+	rc=$?
+	((rc == 0)) || dv_die "dv_make_tree $d: a step failed (exit $rc), see above"
 }
 
 # dv_xattrs DIR: the user.* attributes below DIR, one "path name=value"
@@ -309,9 +316,11 @@ dv_run_prog() {
 		dv_die "the test program $prog is not in DV_TEST_BINDIR='${DV_TEST_BINDIR:-}' (build the tree first)"
 	fi
 	dv_note "$prog $*"
-	out=$(cd "$DV_DIR" && DV_TEST_TARGET=$DV_TEST_TARGET "$DV_TEST_BINDIR/$prog" "$@" 2>&1)
+	# Streamed, not captured: a program that hangs has shown how far it got.
+	(cd "$DV_DIR" && DV_TEST_TARGET=$DV_TEST_TARGET "$DV_TEST_BINDIR/$prog" "$@" 2>&1) |
+		tee "$DV_DIR/$prog.out"
 	rc=$?
-	printf '%s\n' "$out"
+	out=$(cat "$DV_DIR/$prog.out")
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n 1)
 	if [[ -n $line ]]; then
 		read -r p _ f _ <<<"$line"
@@ -321,18 +330,13 @@ dv_run_prog() {
 	if [[ -z $line ]] || ((rc != 0 && f == 0)); then
 		dv_fail "$prog exited $rc without its closing line (crashed?)"
 	fi
+	dv_daemon_died && dv_die "the daemon died unexpectedly (exit status $DV_DAEMON_RC) while $prog ran"
 }
 
 # --- PostgreSQL and the stores ---------------------------------------------
 
 dv_pg_args() {
 	printf '%s\n' -h "$DV_TEST_PGHOST" -p "$DV_TEST_PGPORT" -U "$DV_TEST_PGUSER"
-}
-
-dv_psql() {
-	local args
-	mapfile -t args < <(dv_pg_args)
-	psql "${args[@]}" -X -q -v ON_ERROR_STOP=1 -d "$DV_DB" "$@"
 }
 
 # Runs curl on an S3 request signed with SigV4; the credentials go to curl
@@ -342,7 +346,7 @@ dv_psql() {
 dv_s3() {
 	local method=$1 path=$2
 	shift 2
-	curl -sS --fail-with-body \
+	curl -sS --fail-with-body --connect-timeout 10 --max-time 120 \
 		-K <(printf 'user = "%s:%s"\n' "$DV_TEST_S3_ACCESS_KEY" "$DV_TEST_S3_SECRET_KEY") \
 		--aws-sigv4 "aws:amz:$DV_TEST_S3_REGION:s3" \
 		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
@@ -371,7 +375,13 @@ dv_s3_bucket_delete() {
 		[[ -n $token ]] && q+="&continuation-token=$(dv_urlencode "$token")"
 		listing=$(dv_s3 GET "$DV_BUCKET?$q" 2>/dev/null) || break
 		while read -r key; do
-			[[ -n $key ]] && dv_s3 DELETE "$DV_BUCKET/$(dv_urlencode "$key" /)" >/dev/null 2>&1
+			[[ -n $key ]] || continue
+			# A server that stops answering would make this take forever.
+			if ! dv_s3 DELETE "$DV_BUCKET/$(dv_urlencode "$key" /)" >/dev/null 2>&1; then
+				printf 'harness: the S3 server does not delete %s; bucket %s left behind\n' \
+					"$key" "$DV_BUCKET"
+				return 1
+			fi
 		done < <(grep -o '<Key>[^<]*</Key>' <<<"$listing" | sed 's/<[^>]*>//g')
 		token=$(grep -o '<NextContinuationToken>[^<]*' <<<"$listing" | sed 's/.*>//')
 		[[ -n $token ]] || break
@@ -389,7 +399,7 @@ dv_s3_bucket_delete() {
 # dv_urlencode STRING [SAFE]: percent-encodes all but unreserved characters
 # (and the characters in SAFE).
 dv_urlencode() {
-	local s=$1 safe=${2:-} out='' c i
+	local LC_ALL=C s=$1 safe=${2:-} out='' c i
 	for ((i = 0; i < ${#s}; i++)); do
 		c=${s:i:1}
 		if [[ $c == [A-Za-z0-9._~-] || ( -n $safe && $safe == *"$c"* ) ]]; then
@@ -443,9 +453,13 @@ dv_require_env() {
 	esac
 }
 
-# The mount's kernel connection, from the mount table (never stat the mount
-# point here: a stuck daemon would block us).
-dv_is_mounted() { mountpoint -q -- "$1" 2>/dev/null; }
+# dv_is_mounted DIR: DIR is a mount point, from the mount table: never stat
+# it (a hung daemon would block us, a dead one gives ENOTCONN, which
+# mountpoint(1) takes for "not mounted"). Our paths have no blanks, so the
+# mount table's octal escapes do not matter.
+dv_is_mounted() {
+	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
 
 # dv_pid_alive PID: running, and not a zombie waiting for us to reap it.
 dv_pid_alive() {
@@ -453,6 +467,18 @@ dv_pid_alive() {
 	[[ -n $1 && -r /proc/$1/stat ]] || return 1
 	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
 	[[ -n $st && $st != Z ]]
+}
+
+# dv_daemon_died: true, once, when the mounted daemon is no longer running
+# though nobody unmounted it (a crash, a sanitizer abort); sets DV_DAEMON_RC.
+DV_DAEMON_DEATH_SEEN=0
+dv_daemon_died() {
+	((DV_DAEMON_DEATH_SEEN == 0)) && [[ -n $DV_PID ]] && ! dv_pid_alive "$DV_PID" || return 1
+	DV_DAEMON_DEATH_SEEN=1
+	wait "$DV_PID"
+	DV_DAEMON_RC=$?
+	DV_PID=''
+	return 0
 }
 
 # dv_mount: starts the daemon on $MNT and waits until the mount is ready.
@@ -504,8 +530,7 @@ dv_check_log() {
 	bad=$(grep -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
 		"$DV_LOG" | head -n 5)
 	if [[ -n $bad ]]; then
-		dv_fail "the daemon's log has sanitizer reports:"
-		printf '%s\n' "$bad" | sed 's/^/     | /'
+		dv_fail "the daemon's log has sanitizer reports:" "$bad"
 	fi
 	# Checked once per daemon run: rotate the log so each run is judged alone.
 	cat "$DV_LOG" >>"$DV_LOG.all"
@@ -568,10 +593,16 @@ dv_start_watchdog() {
 		sleep "$DV_TEST_TIMEOUT" >/dev/null 2>&1 &
 		sp=$!
 		wait $sp || exit 0
+		# Orphaned (the case was killed without its traps)? Then $main
+		# may be another process by now: touch nothing.
+		wd=$BASHPID
+		[[ $(cut -d' ' -f4 "/proc/$wd/stat" 2>/dev/null) == "$main" ]] || exit 0
 		printf 'FAIL %s: timed out after %s s; killing the daemon\n' "$DV_CASE" "$DV_TEST_TIMEOUT"
 		: >"$DV_DIR/.timed_out"
 		pid=$(cat "$DV_DIR/daemon.pid" 2>/dev/null)
-		[[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+		if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- " $MNT "; then
+			kill -KILL "$pid"
+		fi
 		kill -TERM "$main"
 	) </dev/null &
 	DV_WATCHDOG=$!
@@ -579,6 +610,7 @@ dv_start_watchdog() {
 
 dv_on_signal() {
 	if [[ -e $DV_DIR/.timed_out ]]; then
+		DV_DAEMON_DEATH_SEEN=1 # the watchdog killed it
 		dv_fail "the case did not finish within $DV_TEST_TIMEOUT s"
 	else
 		dv_fail "interrupted by a signal"
@@ -595,9 +627,9 @@ dv_setup() {
 	chmod 755 "$DV_DIR"	# other users must reach $MNT (second_user.sh)
 	trap dv_cleanup EXIT
 	trap dv_on_signal TERM INT HUP
-	dv_start_watchdog
 	MNT=$DV_DIR/mnt
 	DV_LOG=$DV_DIR/daemon.log
+	dv_start_watchdog
 	mkdir "$MNT" "$DV_DIR/cache" "$DV_DIR/blobs" "$DV_DIR/tmp"
 	if dv_mode_is_dir; then
 		dv_note "$DV_CASE: dir mode, target is the plain directory $MNT ($(stat -f -c %T "$MNT"))"

@@ -1,9 +1,11 @@
 #!/bin/bash
+# shellcheck disable=SC2016
 # remount.sh - everything survives unmount and mount: contents byte-exact,
 # types, modes, owners, mtimes with nanoseconds, symlink targets, hard
 # links, device numbers, user.* xattrs, and the inode numbers themselves
 # (they are the database ids). A file written just before the unmount is
 # there too; changes made after a remount survive the next one.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # Everything we can see of the vault from outside, in one text.

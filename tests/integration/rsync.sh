@@ -3,6 +3,7 @@
 # sizes so that a second `rsync -a` transfers nothing; `rsync -aHAX` keeps
 # hard links and user.* xattrs; `rsync -a --devices --specials` copies a
 # FIFO and device nodes.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # dv_assert_noop_rsync WHAT RSYNC-ARGS...: the run itemizes no change and

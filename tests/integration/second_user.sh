@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2016,SC2317
 # second_user.sh - permissions for a second user on a mount with allow_other
 # (the kernel's default_permissions on the uid, gid and mode the vault
 # stores): reading a 0600 file and listing a 0700 directory of root's fail
@@ -8,6 +9,7 @@
 # the directory's group; a non-owner's write clears set-user-ID. The user
 # (dvitest) is created with useradd if missing and removed again at the
 # end; the case runs as it with setpriv.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 USER_NAME=${DV_TEST_USER:-dvitest}

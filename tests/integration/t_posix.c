@@ -155,20 +155,37 @@ static void test_sparse(void)
 	char c = 0;
 	CHECK_EQ(pread(fd, &c, 1, mib10), 1);
 	CHECK_EQ(c, 'x');
-	/* A hole past 4 GiB: 64-bit offsets all the way down. */
-	const off_t far = (off_t)5 << 30;
-	CHECK_EQ(pwrite(fd, "end", 3, far), 3);
 	OK(close(fd));
+	/* Committed and read back through a new open: still the same. */
 	st = LSTAT("sparse");
-	CHECK_EQ(st.st_size, far + 3);
+	CHECK_EQ(st.st_size, mib10 + 1);
 	fd = (int)OK(open("sparse", O_RDONLY));
+	memset(buf, 'z', mib10);
+	CHECK_EQ(t_pread_full(fd, buf, mib10, 0), mib10);
+	CHECK(t_all_zero(buf, mib10));
+	CHECK_EQ(pread(fd, &c, 1, mib10), 1);
+	CHECK_EQ(c, 'x');
+	OK(close(fd));
+
+	/* A hole past 4 GiB: 64-bit offsets all the way down. Checked while
+	 * open, then cut back before close, so that no store has to take
+	 * 5 GiB of zeros. */
+	const off_t far = (off_t)5 << 30;
+	fd = (int)OK(open("sparse", O_RDWR));
+	CHECK_EQ(pwrite(fd, "end", 3, far), 3);
+	OK(fstat(fd, &st));
+	CHECK_EQ(st.st_size, far + 3);
+	CHECK_EQ(LSTAT("sparse").st_size, far + 3);
+	CHECK_EQ(lseek(fd, 0, SEEK_END), far + 3);
 	memset(buf, 'z', 4099);
 	CHECK_EQ(t_pread_full(fd, buf, 8192, far - 4096), 4099);
 	CHECK(t_all_zero(buf, 4096));
 	CHECK(memcmp(buf + 4096, "end", 3) == 0);
 	CHECK_EQ(pread(fd, &c, 1, mib10), 1);
 	CHECK_EQ(c, 'x');
+	OK(ftruncate(fd, mib10 + 1));
 	OK(close(fd));
+	CHECK_EQ(LSTAT("sparse").st_size, mib10 + 1);
 	OK(unlink("sparse"));
 
 	/* Writing past the end of a short file leaves zeros in between. */

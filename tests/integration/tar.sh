@@ -1,8 +1,10 @@
 #!/bin/bash
+# shellcheck disable=SC2016
 # tar.sh - `tar x` of an archive into the vault (hard links, symlinks, FIFO,
 # device nodes, owners, modes, nanosecond mtimes, user.* xattrs), compared
 # with the source tree and with `tar --compare`; then `tar c` from the vault
 # and `tar x` of that archive outside gives the same tree again.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dv_setup
