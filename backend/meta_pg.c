@@ -639,30 +639,23 @@ out:
 	return ret;
 }
 
+static int meta_plain(struct meta *m, const char *sql, const struct meta_params *p, PGresult **res);
+
 int meta_session_start(struct meta *m, const char *host, int pid, uint64_t *sid)
 {
-	struct meta_conn *c = meta_acquire(m);
 	struct meta_params p = {0};
 	PGresult *res;
-	int ret = meta_ready(m, c);
+	int ret;
 
-	if (ret)
-		goto out;
 	meta_p_bytes(&p, host, strlen(host));
 	p.formats[0] = 0; /* text */
 	meta_p_i64(&p, pid);
-	res =
-	    PQexecParams(c->pg, "INSERT INTO dv_sessions (host, pid) VALUES ($1, $2) RETURNING id",
-			 p.n, NULL, p.values, p.lengths, p.formats, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error("PostgreSQL: cannot register the session: %s", PQresultErrorMessage(res));
-		ret = -EIO;
-	} else {
+	ret = meta_plain(m, "INSERT INTO dv_sessions (host, pid) VALUES ($1, $2) RETURNING id", &p,
+			 &res);
+	if (!ret) {
 		*sid = (uint64_t)meta_get_i64(res, 0, 0);
+		PQclear(res);
 	}
-	PQclear(res);
-out:
-	meta_release(m, c);
 	return ret;
 }
 
