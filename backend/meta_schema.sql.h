@@ -8,6 +8,7 @@
 #ifndef DOCVAULT_META_SCHEMA_SQL_H
 #define DOCVAULT_META_SCHEMA_SQL_H
 
+// clang-format off
 static const char *const meta_migrations[] = {
 /* 1: the POSIX namespace, blobs, sessions, counters */
 "CREATE TABLE dv_settings (key text PRIMARY KEY, value bytea NOT NULL);\n"
@@ -331,5 +332,6 @@ static const char *const meta_migrations[] = {
 "  RETURN v_n;\n"
 "END $$;\n",
 };
+// clang-format on
 
 #endif

@@ -264,8 +264,16 @@ static int vfs_blob_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *blo
 	if (!in->has_content)
 		return 0;
 	ret = meta_blob_find(v->meta, in->content, sha, &size);
+	if (ret == -ENOENT) {
+		char hex[CHECKSUM_HEX_SIZE];
+
+		checksum_hex16(in->content, hex);
+		log_error("inode %llu: its content %s is not recorded in dv_blobs; run fsck",
+			  (unsigned long long)in->ino, hex);
+		return -EIO;
+	}
 	if (ret)
-		return ret == -ENOENT ? -EIO : ret;
+		return ret;
 	*blob_size = size;
 	if (in->fd >= 0)
 		return 0;
