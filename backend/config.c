@@ -56,10 +56,11 @@ enum config_type {
 	CONFIG_T_INT,
 	CONFIG_T_BOOL,
 	CONFIG_T_SIZE,
-	CONFIG_T_RATE,	  /* a size per second, "/s" allowed */
-	CONFIG_T_SECONDS, /* a double */
-	CONFIG_T_STORE,	  /* local | s3 */
-	CONFIG_T_LEVEL,	  /* error | warn | info | debug */
+	CONFIG_T_RATE,	     /* a size per second, "/s" allowed */
+	CONFIG_T_SECONDS,    /* a double */
+	CONFIG_T_STORE,	     /* local | s3 */
+	CONFIG_T_LEVEL,	     /* error | warn | info | debug */
+	CONFIG_T_SUMMARIZER, /* builtin | openai */
 };
 
 struct config_key {
@@ -117,6 +118,32 @@ static const struct config_key config_keys[] = {
     CKR("cache", "upload_workers", cache.upload_workers, CONFIG_T_INT, 0, 256, false,
 	"0..256, 0 = auto"),
     CK("cache", "writeback", cache.writeback, CONFIG_T_BOOL),
+    CKR("cache", "unmount_wait", cache.unmount_wait, CONFIG_T_SECONDS, 0, 86400, false,
+	"seconds, 0..86400"),
+    CKR("cache", "full_wait", cache.full_wait, CONFIG_T_SECONDS, 0, 86400, false,
+	"seconds, 0..86400"),
+
+    CKR("processing", "workers", processing.workers, CONFIG_T_INT, 0, 256, false, "0..256"),
+    CKR("processing", "max_attempts", processing.max_attempts, CONFIG_T_INT, 1, 100, false,
+	"1..100"),
+    CK("processing", "summarizer", processing.summarizer_openai, CONFIG_T_SUMMARIZER),
+    CK("processing", "endpoint", processing.endpoint, CONFIG_T_URL),
+    CK("processing", "model", processing.model, CONFIG_T_STR),
+    CK("processing", "api_key", processing.api_key, CONFIG_T_SECRET),
+    CKR("processing", "timeout", processing.timeout, CONFIG_T_SECONDS, 0, 3600, true,
+	"seconds, > 0 and <= 3600"),
+    CKR("processing", "max_input_chars", processing.max_input_chars, CONFIG_T_SIZE, 1, 1073741824.0,
+	false, "1..1G"),
+    CKR("processing", "summary_max", processing.summary_max, CONFIG_T_SIZE, 64, 60000, false,
+	"64..60000"),
+    CKR("processing", "cpu_limit", processing.cpu_limit, CONFIG_T_SECONDS, 0, 86400, true,
+	"seconds, > 0 and <= 86400"),
+    CKR("processing", "mem_limit", processing.mem_limit, CONFIG_T_SIZE, 16 * CONFIG_MIB,
+	(double)UINT64_MAX, false, ">= 16M"),
+    CKR("processing", "wall_limit", processing.wall_limit, CONFIG_T_SECONDS, 0, 86400, true,
+	"seconds, > 0 and <= 86400"),
+    CKR("processing", "text_max", processing.text_max, CONFIG_T_SIZE, 4096, (double)UINT64_MAX,
+	false, ">= 4K"),
 
     CK("mount", "allow_other", mount.allow_other, CONFIG_T_BOOL),
     CKR("mount", "attr_timeout", mount.attr_timeout, CONFIG_T_SECONDS, 0, 86400, false,
@@ -133,7 +160,8 @@ static const struct config_key config_keys[] = {
 /* Indexed by enum log_level: the level is kept in its canonical spelling. */
 static const char *const config_level_names[] = {"error", "warn", "info", "debug"};
 
-static const char *const config_sections[] = {"database", "storage", "cache", "mount", "log"};
+static const char *const config_sections[] = {"database", "storage",	"cache",
+					      "mount",	  "processing", "log"};
 
 /* State of one config_load(): the reader's and the handler's shared context. */
 struct config_parse {
@@ -446,6 +474,16 @@ static int config_set(struct config_parse *p, const struct config_key *k, const 
 					   "[%s] %s: \"%s\" is not \"local\" or \"s3\"", sec, key,
 					   value);
 		return 0;
+	case CONFIG_T_SUMMARIZER:
+		if (strcasecmp(value, "builtin") == 0)
+			*(bool *)field = false;
+		else if (strcasecmp(value, "openai") == 0)
+			*(bool *)field = true;
+		else
+			return config_fail(p, -EINVAL, p->lineno,
+					   "[%s] %s: \"%s\" is not \"builtin\" or \"openai\"", sec,
+					   key, value);
+		return 0;
 	case CONFIG_T_LEVEL:
 		if (log_parse_level(value, &lvl) < 0)
 			return config_fail(p, -EINVAL, p->lineno,
@@ -526,6 +564,7 @@ static bool config_file_has_secret(const struct config_parse *p)
 	const struct dv_config *c = p->cfg;
 
 	return (c->storage.secret_key && *c->storage.secret_key) ||
+	       (c->processing.api_key && *c->processing.api_key) ||
 	       (c->storage.session_token && *c->storage.session_token) ||
 	       config_conninfo_has_password(c->database.conninfo);
 }
@@ -566,6 +605,9 @@ static int config_check(struct config_parse *p)
 			    c->storage.access_key ? "access_key" : "secret_key",
 			    c->storage.access_key ? "secret_key" : "access_key");
 	}
+	if (c->processing.summarizer_openai && !c->processing.endpoint)
+		return config_fail(p, -EINVAL, 0,
+				   "[processing] endpoint is required when summarizer = openai");
 	return 0;
 }
 
@@ -588,6 +630,17 @@ int config_defaults(struct dv_config *cfg)
 	cfg->cache.reserve = 1 * CONFIG_GIB;
 	cfg->cache.upload_workers = 0;
 	cfg->cache.writeback = true;
+	cfg->cache.unmount_wait = 30;
+	cfg->cache.full_wait = 60;
+	cfg->processing.workers = 2;
+	cfg->processing.max_attempts = 5;
+	cfg->processing.timeout = 30;
+	cfg->processing.max_input_chars = 12000;
+	cfg->processing.summary_max = 1024;
+	cfg->processing.cpu_limit = 30;
+	cfg->processing.mem_limit = 512 * CONFIG_MIB;
+	cfg->processing.wall_limit = 60;
+	cfg->processing.text_max = 4 * CONFIG_MIB;
 	cfg->mount.allow_other = false;
 	cfg->mount.attr_timeout = 1.0;
 	cfg->mount.entry_timeout = 1.0;
@@ -599,8 +652,9 @@ int config_defaults(struct dv_config *cfg)
 	cfg->storage.prefix = strdup("");
 	cfg->cache.dir = strdup("/var/cache/docvault");
 	cfg->log.level = strdup("info");
+	cfg->processing.model = strdup("gpt-4o-mini");
 	if (!cfg->database.conninfo || !cfg->storage.path || !cfg->storage.region ||
-	    !cfg->storage.prefix || !cfg->cache.dir || !cfg->log.level)
+	    !cfg->storage.prefix || !cfg->cache.dir || !cfg->log.level || !cfg->processing.model)
 		return -ENOMEM;
 	return 0;
 }
@@ -654,7 +708,8 @@ int config_load(const char *path, struct dv_config *cfg, char *err, size_t errle
 
 	if (config_from_env(&p, &cfg->storage.access_key, "AWS_ACCESS_KEY_ID") < 0 ||
 	    config_from_env(&p, &cfg->storage.secret_key, "AWS_SECRET_ACCESS_KEY") < 0 ||
-	    config_from_env(&p, &cfg->storage.session_token, "AWS_SESSION_TOKEN") < 0)
+	    config_from_env(&p, &cfg->storage.session_token, "AWS_SESSION_TOKEN") < 0 ||
+	    config_from_env(&p, &cfg->processing.api_key, "DOCVAULT_AI_API_KEY") < 0)
 		goto out;
 	config_check(&p);
 out:
@@ -689,6 +744,9 @@ void config_free(struct dv_config *cfg)
 	config_free_str(&cfg->storage.ca_file);
 	config_free_str(&cfg->cache.dir);
 	config_free_str(&cfg->log.level);
+	config_free_str(&cfg->processing.endpoint);
+	config_free_str(&cfg->processing.model);
+	config_free_str(&cfg->processing.api_key);
 }
 
 int config_parse_size(const char *s, uint64_t *out)

@@ -1,6 +1,7 @@
 /*
  * meta_pg.c - the metadata engine on PostgreSQL (see meta.h for the model).
- * The only file that includes libpq-fe.h.
+ * With meta_pg.h (its private helpers, for meta_docs.c) the only place that
+ * includes libpq-fe.h.
  *
  * Connections: a pool of up to pool_size connections, opened on demand and
  * handed out under a mutex; a caller holds one for exactly one statement.
@@ -28,9 +29,9 @@
 
 #include "docvault/log.h"
 #include "docvault/meta.h"
+#include "meta_pg.h"
 #include "meta_schema.sql.h"
 
-#define META_NPARAMS 10
 #define META_RESULT_COLS                                                                           \
 	"err, id, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, crtime, version, "       \
 	"content, aux"
@@ -108,16 +109,7 @@ struct meta {
 	int nconns;		 /* protected by lock */
 };
 
-/* Parameters of one statement: text for numbers, binary for bytes. */
-struct meta_params {
-	const char *values[META_NPARAMS];
-	int lengths[META_NPARAMS];
-	int formats[META_NPARAMS];
-	char num[META_NPARAMS][24];
-	int n;
-};
-
-static void meta_p_i64(struct meta_params *p, int64_t v)
+void meta_p_i64(struct meta_params *p, int64_t v)
 {
 	snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v);
 	p->values[p->n] = p->num[p->n];
@@ -125,21 +117,21 @@ static void meta_p_i64(struct meta_params *p, int64_t v)
 	p->formats[p->n++] = 0;
 }
 
-static void meta_p_bytes(struct meta_params *p, const void *b, size_t len)
+void meta_p_bytes(struct meta_params *p, const void *b, size_t len)
 {
 	p->values[p->n] = b ? (const char *)b : "";
 	p->lengths[p->n] = (int)len;
 	p->formats[p->n++] = 1;
 }
 
-static void meta_p_null(struct meta_params *p)
+void meta_p_null(struct meta_params *p)
 {
 	p->values[p->n] = NULL;
 	p->lengths[p->n] = 0;
 	p->formats[p->n++] = 0;
 }
 
-static void meta_p_bool(struct meta_params *p, bool v)
+void meta_p_bool(struct meta_params *p, bool v)
 {
 	p->values[p->n] = v ? "t" : "f";
 	p->lengths[p->n] = 0;
@@ -332,7 +324,7 @@ static int meta_exec(struct meta *m, enum meta_stmt st, const struct meta_params
 	}
 }
 
-static int64_t meta_get_i64(const PGresult *res, int row, int col)
+int64_t meta_get_i64(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
@@ -347,7 +339,7 @@ static int meta_hexval(char c)
 }
 
 /* Decodes a bytea in hex text form ("\x0a1b...") into out; returns its length or -1. */
-static ssize_t meta_get_bytea(const PGresult *res, int row, int col, void *out, size_t cap)
+ssize_t meta_get_bytea(const PGresult *res, int row, int col, void *out, size_t cap)
 {
 	const char *v = PQgetvalue(res, row, col);
 	size_t len = (size_t)PQgetlength(res, row, col);
@@ -639,8 +631,6 @@ out:
 	return ret;
 }
 
-static int meta_plain(struct meta *m, const char *sql, const struct meta_params *p, PGresult **res);
-
 int meta_session_start(struct meta *m, const char *host, int pid, uint64_t *sid)
 {
 	struct meta_params p = {0};
@@ -675,7 +665,7 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid)
 	return ret;
 }
 
-static int meta_plain(struct meta *m, const char *sql, const struct meta_params *p, PGresult **res)
+int meta_plain(struct meta *m, const char *sql, const struct meta_params *p, PGresult **res)
 {
 	struct meta_conn *c = meta_acquire(m);
 	int ret = meta_ready(m, c);

@@ -58,11 +58,13 @@ struct dv_config {
 	} storage;
 
 	struct {
-		char *dir;	    /* default /var/cache/docvault */
-		uint64_t size;	    /* bytes, default 10G */
-		uint64_t reserve;   /* free space kept on the cache's disk, default 1G */
-		int upload_workers; /* default 0 = number of CPUs, at least 2 */
-		bool writeback;	    /* default true */
+		char *dir;	     /* default /var/cache/docvault */
+		uint64_t size;	     /* bytes, default 10G */
+		uint64_t reserve;    /* free space kept on the cache's disk, default 1G */
+		int upload_workers;  /* default 0 = number of CPUs, at least 2 */
+		bool writeback;	     /* default true */
+		double unmount_wait; /* seconds unmount waits for uploads, default 30 */
+		double full_wait;    /* seconds a writer waits for room, default 60 */
 	} cache;
 
 	struct {
@@ -71,6 +73,22 @@ struct dv_config {
 		double entry_timeout; /* seconds, default 1.0 */
 		int threads;	      /* FUSE worker threads, default 8 */
 	} mount;
+
+	struct {
+		int workers;		  /* job threads in the daemon, default 2, 0 = none */
+		int max_attempts;	  /* tries before a job is failed, default 5 */
+		bool summarizer_openai;	  /* "builtin" (default, false) | "openai" */
+		char *endpoint;		  /* OpenAI-compatible base URL, e.g. http://h:8080/v1 */
+		char *model;		  /* default "gpt-4o-mini" */
+		char *api_key;		  /* or DOCVAULT_AI_API_KEY; a secret */
+		double timeout;		  /* seconds per AI request, default 30 */
+		uint64_t max_input_chars; /* text sent to the AI, default 12000 */
+		uint64_t summary_max;	  /* bytes of a summary, default 1024 */
+		double cpu_limit;	  /* CPU seconds per extraction, default 30 */
+		uint64_t mem_limit;	  /* address space per extraction, default 512M */
+		double wall_limit;	  /* wall-clock seconds per extraction, default 60 */
+		uint64_t text_max;	  /* bytes of text kept per document, default 4M */
+	} processing;
 
 	struct {
 		char *level; /* error | warn | info (default) | debug */
