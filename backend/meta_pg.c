@@ -13,8 +13,9 @@
  * Errors: a function returns its errno in the result's first column; a
  * failure of the database itself is logged once here with the SQLSTATE and
  * message and becomes -EIO. A connection found broken is reset before its
- * next use; a statement that fails because the connection broke is retried
- * once on a fresh connection when it is read-only.
+ * next use; while the server is unreachable (a restart, the network) a
+ * statement is retried on a fresh connection for up to a minute, so a
+ * PostgreSQL restart delays operations instead of failing them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -31,6 +34,9 @@
 #include "docvault/meta.h"
 #include "meta_pg.h"
 #include "meta_schema.sql.h"
+
+/* How long an operation retries while PostgreSQL is unreachable (a restart). */
+#define META_RETRY_MS 60000
 
 #define META_RESULT_COLS                                                                           \
 	"err, id, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, crtime, version, "       \
@@ -59,6 +65,7 @@ enum meta_stmt {
 	ST_BLOB_FIND,
 	ST_HEARTBEAT,
 	ST_PARENT,
+	ST_SYNC,
 	ST_COUNT
 };
 
@@ -72,7 +79,9 @@ static const char *const meta_sql[ST_COUNT] = {
     [ST_RENAME] = "SELECT " META_RESULT_COLS " FROM dv_rename($1, $2, $3, $4, $5, $6, $7)",
     [ST_FREE] = "SELECT dv_free($1)",
     [ST_SETATTR] = "SELECT " META_RESULT_COLS " FROM dv_setattr($1, $2, $3, $4, $5, $6, $7, $8)",
-    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7)",
+    /* content commits end journal records: they wait for the WAL flush */
+    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7), "
+		  "set_config('synchronous_commit', 'on', true) AS sync",
     [ST_READLINK] = "SELECT mode, target FROM dv_inodes WHERE id = $1",
     [ST_READDIR] = "SELECT d.pos, d.name, i.id, i.mode, i.uid, i.gid, i.nlink, i.size, "
 		   "i.rdev, i.atime, i.mtime, i.ctime, i.crtime, i.version, i.content "
@@ -85,13 +94,8 @@ static const char *const meta_sql[ST_COUNT] = {
     [ST_BLOB_FIND] = "SELECT sha256, size FROM dv_blobs WHERE hash = $1",
     [ST_HEARTBEAT] = "UPDATE dv_sessions SET heartbeat = now() WHERE id = $1",
     [ST_PARENT] = "SELECT parent FROM dv_dentries WHERE ino = $1 LIMIT 1",
-};
-
-/* Statements safe to send again if the connection broke under them. */
-static const bool meta_readonly[ST_COUNT] = {
-    [ST_GETATTR] = true,   [ST_LOOKUP] = true,	  [ST_READLINK] = true,
-    [ST_READDIR] = true,   [ST_GETXATTR] = true,  [ST_LISTXATTR] = true,
-    [ST_BLOB_FIND] = true, [ST_HEARTBEAT] = true, [ST_PARENT] = true,
+    /* a transaction with an xid, committed synchronously: flushes the WAL so far */
+    [ST_SYNC] = "SELECT set_config('synchronous_commit', 'on', true), txid_current()",
 };
 
 struct meta_conn {
@@ -102,6 +106,7 @@ struct meta_conn {
 
 struct meta {
 	char *conninfo;
+	char server[256]; /* for messages, secret-free */
 	int pool_size;
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
@@ -196,8 +201,14 @@ static PGconn *meta_connect(const char *conninfo, char *err, size_t errlen)
 		PQfinish(pg);
 		return NULL;
 	}
-	/* Quiet NOTICEs; times are integers, so no datestyle concerns. */
-	PQclear(PQexec(pg, "SET client_min_messages = warning"));
+	/*
+	 * Quiet NOTICEs; times are integers, so no datestyle concerns.
+	 * Namespace changes commit without waiting for the WAL flush, as a
+	 * local filesystem's metadata reaches its journal a moment later:
+	 * durable at fsync/fsyncdir (meta_sync, and content commits, flush
+	 * it). docs/design-commit.md says why.
+	 */
+	PQclear(PQexec(pg, "SET client_min_messages = warning; SET synchronous_commit = off"));
 	return pg;
 }
 
@@ -276,8 +287,56 @@ static int meta_ready(struct meta *m, struct meta_conn *c)
  * Runs a prepared statement. On success returns 0 with *res set (caller
  * PQclear()s); on failure logs once and returns -EIO.
  */
+static int64_t meta_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * True when a failure says the server went away (restart, network) rather
+ * than that the statement was wrong: the statement can be sent again.
+ * When the connection broke after the server committed but before it
+ * answered, a retried write runs twice; every write here is a function
+ * whose second run fails cleanly (EEXIST, ENOENT) or does the same again.
+ */
+static bool meta_retryable(PGconn *pg, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (PQstatus(pg) != CONNECTION_OK)
+		return true;
+	/* 57P01..57P03: admin shutdown, crash shutdown, cannot connect now; 08: connection */
+	return state && (!strncmp(state, "57P0", 4) || !strncmp(state, "08", 2));
+}
+
+/*
+ * Waits before the next try while PostgreSQL is unreachable; false once
+ * META_RETRY_MS have passed since `start` (the caller then fails with EIO).
+ */
+static bool meta_wait_retry(struct meta *m, int64_t start, int attempt)
+{
+	int64_t ms = attempt < 5 ? 100LL << attempt : 2000;
+
+	if (meta_now_ms() - start + ms > META_RETRY_MS)
+		return false;
+	if (attempt == 0)
+		log_warn("PostgreSQL (%s) is unreachable; retrying for up to %d s", m->server,
+			 META_RETRY_MS / 1000);
+	usleep((useconds_t)(ms * 1000));
+	return true;
+}
+
+/*
+ * Runs a prepared statement. On success returns 0 with *res set (caller
+ * PQclear()s); on failure logs once and returns -EIO. A server that went
+ * away is retried (reconnecting) for up to META_RETRY_MS.
+ */
 static int meta_exec(struct meta *m, enum meta_stmt st, const struct meta_params *p, PGresult **res)
 {
+	int64_t start = meta_now_ms();
 	char name[16];
 	int attempt = 0;
 
@@ -287,20 +346,32 @@ static int meta_exec(struct meta *m, enum meta_stmt st, const struct meta_params
 		ExecStatusType status;
 		int ret = meta_ready(m, c);
 
+		*res = NULL;
 		if (ret) {
 			meta_release(m, c);
+			if (meta_wait_retry(m, start, attempt++))
+				continue;
 			return ret;
 		}
 		*res = PQexecPrepared(c->pg, name, p->n, p->values, p->lengths, p->formats, 0);
 		status = PQresultStatus(*res);
 		if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
 			meta_release(m, c);
+			if (attempt > 0)
+				log_info("PostgreSQL (%s) answers again", m->server);
 			return 0;
 		}
-		if (PQstatus(c->pg) != CONNECTION_OK && meta_readonly[st] && attempt++ == 0) {
+		if (meta_retryable(c->pg, *res)) {
 			PQclear(*res);
+			*res = NULL;
+			PQfinish(c->pg);
+			c->pg = NULL;
 			meta_release(m, c);
-			continue; /* reconnect and send the read again */
+			if (meta_wait_retry(m, start, attempt++))
+				continue;
+			log_error("PostgreSQL (%s): gave up on statement %s after %d s", m->server,
+				  meta_sql[st], META_RETRY_MS / 1000);
+			return -EIO;
 		}
 		{
 			const char *state = PQresultErrorField(*res, PG_DIAG_SQLSTATE);
@@ -419,6 +490,7 @@ int meta_open(const char *conninfo, int pool_size, struct meta **out, char *err,
 		return -ENOMEM;
 	}
 	m->pool_size = pool_size;
+	meta_server_name(pg, m->server, sizeof(m->server));
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->freed, NULL);
 	m->conns[0].pg = pg;
@@ -667,22 +739,41 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid)
 
 int meta_plain(struct meta *m, const char *sql, const struct meta_params *p, PGresult **res)
 {
-	struct meta_conn *c = meta_acquire(m);
-	int ret = meta_ready(m, c);
+	int64_t start = meta_now_ms();
+	int attempt = 0;
 
-	*res = NULL;
-	if (!ret) {
-		*res = PQexecParams(c->pg, sql, p->n, NULL, p->values, p->lengths, p->formats, 0);
-		if (PQresultStatus(*res) != PGRES_TUPLES_OK &&
-		    PQresultStatus(*res) != PGRES_COMMAND_OK) {
-			log_error("PostgreSQL: %s: %s", sql, PQresultErrorMessage(*res));
+	for (;;) {
+		struct meta_conn *c = meta_acquire(m);
+		int ret = meta_ready(m, c);
+
+		*res = NULL;
+		if (!ret) {
+			*res = PQexecParams(c->pg, sql, p->n, NULL, p->values, p->lengths,
+					    p->formats, 0);
+			if (PQresultStatus(*res) == PGRES_TUPLES_OK ||
+			    PQresultStatus(*res) == PGRES_COMMAND_OK) {
+				meta_release(m, c);
+				return 0;
+			}
+			if (!meta_retryable(c->pg, *res)) {
+				log_error("PostgreSQL: %s: %s", sql, PQresultErrorMessage(*res));
+				PQclear(*res);
+				*res = NULL;
+				meta_release(m, c);
+				return -EIO;
+			}
 			PQclear(*res);
 			*res = NULL;
-			ret = -EIO;
+			PQfinish(c->pg);
+			c->pg = NULL;
+		}
+		meta_release(m, c);
+		if (!meta_wait_retry(m, start, attempt++)) {
+			log_error("PostgreSQL (%s): gave up on %s after %d s", m->server, sql,
+				  META_RETRY_MS / 1000);
+			return -EIO;
 		}
 	}
-	meta_release(m, c);
-	return ret;
 }
 
 int meta_session_end(struct meta *m, uint64_t sid)
@@ -1157,5 +1248,16 @@ int meta_free_batch(struct meta *m, const uint64_t *inos, size_t n)
 	if (!ret)
 		PQclear(res);
 	free(arr);
+	return ret;
+}
+
+int meta_sync(struct meta *m)
+{
+	struct meta_params p = {0};
+	PGresult *res;
+	int ret = meta_exec(m, ST_SYNC, &p, &res);
+
+	if (!ret)
+		PQclear(res);
 	return ret;
 }

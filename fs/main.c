@@ -24,6 +24,7 @@
 #include "docvault/meta.h"
 #include "docvault/store.h"
 #include "docvault/vfs.h"
+#include "cmd_sync.h"
 #include "ops.h"
 
 struct main_cmd {
@@ -161,6 +162,7 @@ static int main_status(int argc, char **argv)
 	printf("bytes stored:  %llu (%llu distinct contents, after dedup)\n",
 	       (unsigned long long)s.blob_bytes, (unsigned long long)s.blobs);
 	printf("mounts alive:  %llu\n", (unsigned long long)s.sessions_alive);
+	cmd_queue_status(&cfg);
 	meta_close(m);
 	config_free(&cfg);
 	return 0;
@@ -168,6 +170,23 @@ fail:
 	meta_close(m);
 	config_free(&cfg);
 	return 1;
+}
+
+static int main_sync(int argc, char **argv)
+{
+	struct dv_config cfg = {0};
+	const char *config = NULL;
+	int rc;
+
+	if (main_common_opts(argc, argv, &config, "sync"))
+		return 2;
+	if (main_load_config(config, &cfg)) {
+		config_free(&cfg);
+		return 1;
+	}
+	rc = cmd_sync(argc - optind, argv + optind, config, &cfg);
+	config_free(&cfg);
+	return rc;
 }
 
 /* Refuses a mount point that is missing, not a directory, or already mounted. */
@@ -378,7 +397,19 @@ static const struct main_cmd main_cmds[] = {
      "usage: docvault status -c FILE\n"
      "\n"
      "Prints the number of documents and folders, the bytes stored before and after\n"
-     "deduplication, and the mounts alive.\n"},
+     "deduplication, the mounts alive, and the files of this cache directory still\n"
+     "waiting for upload (how many, their bytes, the oldest one's age, failures).\n"},
+    {"sync", main_sync, "wait until closed files are committed",
+     "usage: docvault sync -c FILE [--timeout SECONDS] [PATH...]\n"
+     "\n"
+     "Waits until every file closed on the mount that uses this configuration's\n"
+     "cache directory (or every file under the PATHs) is uploaded and committed,\n"
+     "then makes PostgreSQL flush its log: afterwards nothing closed before is lost\n"
+     "whatever happens to this machine. On a terminal it shows files and bytes\n"
+     "left, the rate and the time to go. Exits 0 when done; 1 when it cannot be\n"
+     "done (no mount serves the cache directory, the database is unreachable, or\n"
+     "--timeout passed; uploads that fail are retried by the mount meanwhile, and\n"
+     "their reason is shown).\n"},
     {"help", main_help, "describe a subcommand", "usage: docvault help [SUBCOMMAND]\n"},
     {"version", main_version, "print the version", "usage: docvault version\n"},
 };

@@ -389,11 +389,11 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 static void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* every namespace change is committed in PostgreSQL before it is acknowledged */
+	/* namespace changes are committed lazily; this makes them durable */
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, -vfs_fsyncdir(ops_vfs(req)));
 }
 
 static void ops_statfs(fuse_req_t req, fuse_ino_t ino)

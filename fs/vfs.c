@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include "docvault/cache.h"
 #include "docvault/checksum.h"
 #include "docvault/config.h"
+#include "docvault/journal.h"
 #include "docvault/log.h"
 #include "docvault/meta.h"
 #include "docvault/store.h"
@@ -47,21 +49,29 @@
 
 struct vfs_inode {
 	uint64_t ino;
-	int refs;		/* protected by vfs->lock */
-	bool unlinked;		/* protected by vfs->lock */
-	struct vfs_inode *next; /* protected by vfs->lock */
-	pthread_rwlock_t rw;	/* protects everything below */
-	bool loaded;		/* committed state below is known */
-	bool has_content;	/* committed blob */
+	int refs;		 /* protected by vfs->lock */
+	int handles;		 /* open handles; protected by vfs->lock */
+	bool unlinked;		 /* protected by vfs->lock */
+	struct vfs_inode *next;	 /* protected by vfs->lock */
+	bool queued;		 /* in the upload queue; protected by vfs->qlock */
+	struct vfs_inode *qnext; /* protected by vfs->qlock */
+	/* a worker is committing this journal record; set under rw and qlock */
+	char *uploading;
+	pthread_rwlock_t rw; /* protects everything below */
+	bool loaded;	     /* committed state below is known */
+	bool has_content;    /* committed blob */
 	unsigned char content[16];
-	uint64_t size;	/* the file's size (committed or staged) */
-	int64_t mtime;	/* valid when dirty */
-	int fd;		/* staging file when staging, else cached blob, or -1 */
-	char *staging;	/* path of the staging file, NULL when clean */
-	bool dirty;	/* staging holds changes not committed */
-	int commit_err; /* last commit failure, reported at flush/fsync */
+	uint64_t version; /* PostgreSQL's version of the committed state above */
+	uint64_t size;	  /* the file's size (committed, sealed or staged) */
+	int64_t mtime;	  /* valid when pending (staging, sealed or uploading) */
+	int fd; /* staging file, else newest sealed/uploading record, else cached blob, or -1 */
+	char *staging;		 /* path of the staging file being written, NULL when none */
+	bool dirty;		 /* staging holds changes not yet sealed */
+	char *sealed;		 /* newest sealed record not yet taken by a worker, or NULL */
+	int64_t sealed_mtime;	 /* the mtime `sealed` commits */
+	int64_t uploading_mtime; /* the mtime `uploading` commits */
+	int commit_err;		 /* last commit failure, reported at flush/fsync */
 };
-
 struct vfs_handle {
 	struct vfs_inode *in;
 	int flags;
@@ -72,6 +82,7 @@ struct vfs {
 	struct meta *meta;
 	struct store *store;
 	struct cache *cache;
+	struct journal *journal;
 	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	uint64_t sid;
 	pthread_mutex_t lock;
@@ -89,6 +100,30 @@ struct vfs {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping; /* protected by stop_lock */
+	/*
+	 * The upload queue: inodes with a sealed journal record, each holding
+	 * a reference while queued, served by the upload workers.
+	 */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;		 /* work arrived, or stop */
+	pthread_cond_t qdone;		 /* an upload finished */
+	struct vfs_inode *qhead, *qtail; /* protected by qlock */
+	int qbusy;			 /* workers committing now; protected by qlock */
+	bool qstop;			 /* protected by qlock */
+	pthread_t *workers;
+	int nworkers;
+	/* DOCVAULT_FAULT_KILL=STEP[:N]: tests kill the daemon at a commit step */
+	int fault_step;
+	int fault_n;
+	int fault_seen; /* atomic */
+};
+
+enum vfs_fault_step {
+	VFS_FAULT_NONE,
+	VFS_FAULT_SEALED,
+	VFS_FAULT_UPLOAD,
+	VFS_FAULT_UPLOADED,
+	VFS_FAULT_COMMITTED
 };
 
 static int64_t vfs_now(void)
@@ -190,10 +225,16 @@ static struct vfs_inode *vfs_inode_find(struct vfs *v, uint64_t ino)
 	return in;
 }
 
-static int vfs_commit_locked(struct vfs *v, struct vfs_inode *in);
 static void vfs_free_drain(struct vfs *v);
+static void vfs_enqueue(struct vfs *v, struct vfs_inode *in);
 
-/* Drops a reference; the last one commits, closes and, if unlinked, frees. */
+/* True while the inode has content this mount has not committed yet. */
+static bool vfs_pending_locked(const struct vfs_inode *in)
+{
+	return in->staging || in->sealed || in->uploading;
+}
+
+/* Drops a reference; the last one closes and, if unlinked, frees. */
 static void vfs_inode_put(struct vfs *v, struct vfs_inode *in)
 {
 	uint64_t ino = in->ino;
@@ -207,15 +248,20 @@ static void vfs_inode_put(struct vfs *v, struct vfs_inode *in)
 	pthread_mutex_unlock(&v->lock);
 	if (!last)
 		return;
-	if (in->dirty && !unlinked && vfs_commit_locked(v, in))
-		log_error("inode %llu: content written but not committed at last close; "
-			  "staging file kept at %s for recovery",
-			  (unsigned long long)ino, in->staging ? in->staging : "?");
-	else if (in->staging)
+	/*
+	 * Sealed records stay in the journal for the next mount (this is
+	 * unmount with uploads left over); unsealed staging was never closed.
+	 */
+	if (in->staging && (unlinked || !in->dirty))
 		unlink(in->staging);
+	else if (in->staging)
+		log_error("inode %llu: written but never closed; staging file %s dropped at the "
+			  "next mount",
+			  (unsigned long long)ino, in->staging);
 	if (in->fd >= 0)
 		close(in->fd);
 	free(in->staging);
+	free(in->sealed);
 	pthread_rwlock_destroy(&in->rw);
 	free(in);
 	if (unlinked)
@@ -228,39 +274,61 @@ static int vfs_load_locked(struct vfs *v, struct vfs_inode *in, struct meta_attr
 	struct meta_attr tmp;
 	int ret;
 
-	if (in->loaded && in->dirty)
-		return 0;
+	if (in->loaded && vfs_pending_locked(in))
+		return 0; /* this mount's newer content wins */
 	if (!a) {
 		ret = meta_getattr(v->meta, in->ino, &tmp);
 		if (ret)
 			return ret;
 		a = &tmp;
 	}
+	if (in->loaded && a->version < in->version)
+		return 0; /* read before this mount's own commit: ours is newer */
 	if (in->loaded && in->has_content == a->has_content &&
 	    (!a->has_content || memcmp(in->content, a->content, 16) == 0)) {
 		in->size = a->size;
+		in->version = a->version;
 		return 0;
 	}
 	/* new committed content (another mount's, or first open): drop the old copy */
-	if (in->fd >= 0 && !in->staging) {
+	if (in->fd >= 0 && !vfs_pending_locked(in)) {
 		close(in->fd);
 		in->fd = -1;
 	}
 	in->has_content = a->has_content;
 	memcpy(in->content, a->content, 16);
 	in->size = a->size;
+	in->version = a->version;
 	in->loaded = true;
 	return 0;
 }
 
-/* Opens the cached blob of a clean inode. Caller holds in->rw (write). */
-static int vfs_blob_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *blob_size)
+/*
+ * Makes in->fd the current content for reading (the newest journal record
+ * when one is pending, else the cached blob); *avail is how many bytes it
+ * holds. Caller holds in->rw (write).
+ */
+static int vfs_content_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *avail)
 {
+	const char *record = in->sealed ? in->sealed : in->uploading;
 	unsigned char sha[32];
 	uint64_t size = 0;
 	int ret;
 
-	*blob_size = 0;
+	*avail = 0;
+	if (in->staging || record) {
+		if (in->fd < 0 && record) {
+			in->fd = open(record, O_RDONLY | O_CLOEXEC);
+			if (in->fd < 0) {
+				ret = -errno;
+				log_error("inode %llu: cannot open journal record %s: %s",
+					  (unsigned long long)in->ino, record, strerror(errno));
+				return ret;
+			}
+		}
+		*avail = in->size;
+		return 0;
+	}
 	if (!in->has_content)
 		return 0;
 	ret = meta_blob_find(v->meta, in->content, sha, &size);
@@ -274,34 +342,34 @@ static int vfs_blob_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *blo
 	}
 	if (ret)
 		return ret;
-	*blob_size = size;
+	*avail = size;
 	if (in->fd >= 0)
 		return 0;
 	return cache_blob_open(v->cache, v->store, in->content, size, &in->fd);
 }
 
 /*
- * Makes the inode dirty-capable: a staging file holding the first
- * `keep` bytes of the committed content. Caller holds in->rw (write).
+ * Makes the inode writable: a staging file holding the first `keep` bytes
+ * of the current content. Caller holds in->rw (write).
  */
 static int vfs_stage_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep)
 {
-	uint64_t blob_size = 0;
+	uint64_t avail = 0;
 	int fd, ret;
 	char *path;
 
 	if (in->staging)
 		return 0;
-	if (keep > 0 && in->has_content) {
-		ret = vfs_blob_fd_locked(v, in, &blob_size);
+	if (keep > 0) {
+		ret = vfs_content_fd_locked(v, in, &avail);
 		if (ret)
 			return ret;
 	}
-	ret = cache_staging_new(v->cache, in->ino, &fd, &path);
+	ret = journal_staging_new(v->journal, in->ino, &fd, &path);
 	if (ret)
 		return ret;
-	if (keep > blob_size)
-		keep = blob_size;
+	if (keep > avail)
+		keep = avail;
 	if (keep > 0) {
 		loff_t ioff = 0, ooff = 0;
 		uint64_t left = keep;
@@ -331,96 +399,355 @@ static int vfs_stage_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep)
 }
 
 /*
- * Commits a dirty inode: hash, upload unless known, then PostgreSQL.
- * Caller holds in->rw (write) or is the last holder.
+ * close(2) of a writer: makes the staged content durable in the journal
+ * and queues it for upload. Caller holds in->rw (write).
  */
-static int vfs_commit_locked(struct vfs *v, struct vfs_inode *in)
+static int vfs_seal_locked(struct vfs *v, struct vfs_inode *in)
+{
+	int ret;
+
+	if (!in->staging || !in->dirty)
+		return 0;
+	ret = journal_seal(v->journal, in->fd, &in->staging, in->size, in->mtime);
+	if (ret) {
+		in->commit_err = ret;
+		return ret;
+	}
+	if (in->sealed) {
+		/* an older record nobody has taken yet: this one holds it all */
+		journal_forget(v->journal, in->sealed);
+		free(in->sealed);
+	}
+	in->sealed = in->staging;
+	in->sealed_mtime = in->mtime;
+	in->staging = NULL;
+	in->dirty = false;
+	vfs_enqueue(v, in);
+	return 0;
+}
+
+/* Test hook: SIGKILL at the n-th time a file reaches `step`. */
+static void *vfs_fault_later(void *arg)
+{
+	(void)arg;
+	usleep(50000);
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static void vfs_fault(struct vfs *v, int step)
+{
+	pthread_t t;
+
+	if (v->fault_step != step ||
+	    __atomic_add_fetch(&v->fault_seen, 1, __ATOMIC_SEQ_CST) != v->fault_n)
+		return;
+	log_warn("DOCVAULT_FAULT_KILL: killing the daemon at step %d as asked", step);
+	if (step == VFS_FAULT_UPLOAD && pthread_create(&t, NULL, vfs_fault_later, NULL) == 0) {
+		pthread_detach(t);
+		return;
+	}
+	kill(getpid(), SIGKILL);
+}
+
+/*
+ * Hashes a journal record and makes its blob durable in the store unless
+ * it is already there (dedup, confirmed by SHA-256). No locks held.
+ */
+static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct checksum *sum)
+{
+	unsigned char known_sha[32];
+	char key[STORE_BLOB_KEY_SIZE];
+	uint64_t known_size;
+	int ret;
+
+	ret = checksum_fd(fd, size, v->secret, sum);
+	if (ret) {
+		log_error("inode %llu: cannot read its journal record: %s", (unsigned long long)ino,
+			  strerror(-ret));
+		return ret;
+	}
+	ret = meta_blob_find(v->meta, sum->keyed, known_sha, &known_size);
+	if (ret == 0 && (memcmp(known_sha, sum->sha256, 32) != 0 || known_size != size)) {
+		char hex[CHECKSUM_HEX_SIZE];
+
+		checksum_hex16(sum->keyed, hex);
+		log_error("inode %llu: keyed hash %s collides with a different blob "
+			  "(SHA-256 differs); refusing to deduplicate",
+			  (unsigned long long)ino, hex);
+		return -EIO;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	vfs_fault(v, VFS_FAULT_UPLOAD);
+	store_blob_key(sum->keyed, key);
+	return store_put_fd(v->store, key, fd, size, sum->sha256);
+}
+
+/* Sleeps for a retry; false when the mount is stopping. */
+static bool vfs_backoff(struct vfs *v, int attempt)
+{
+	unsigned int cap = attempt < 7 ? 500u << attempt : 30000u;
+	unsigned int ms = 200 + (unsigned int)(rand() % (int)cap);
+	struct timespec until;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&v->qlock);
+	if (!v->qstop)
+		pthread_cond_timedwait(&v->qcond, &v->qlock, &until);
+	stop = v->qstop;
+	pthread_mutex_unlock(&v->qlock);
+	return !stop;
+}
+
+/* Takes the inode's newest sealed record for committing; waits for another committer. */
+static char *vfs_take_locked(struct vfs *v, struct vfs_inode *in, int64_t *mtime)
+{
+	char *path = in->sealed;
+
+	in->sealed = NULL;
+	*mtime = in->sealed_mtime;
+	pthread_mutex_lock(&v->qlock);
+	in->uploading = path;
+	in->uploading_mtime = *mtime;
+	pthread_mutex_unlock(&v->qlock);
+	return path;
+}
+
+/* Ends a commit attempt of `path`; done says whether it is committed. Holds in->rw (write). */
+static void vfs_untake_locked(struct vfs *v, struct vfs_inode *in, char *path, bool done)
+{
+	pthread_mutex_lock(&v->qlock);
+	in->uploading = NULL;
+	pthread_cond_broadcast(&v->qdone);
+	pthread_mutex_unlock(&v->qlock);
+	if (done) {
+		free(path);
+		return;
+	}
+	if (in->sealed) {
+		/* written again meanwhile: the newer record holds it all */
+		journal_forget(v->journal, path);
+		free(path);
+		return;
+	}
+	in->sealed = path;
+	in->sealed_mtime = in->uploading_mtime;
+}
+
+/*
+ * Commits the newest sealed record of an inode: upload, then PostgreSQL,
+ * then the record leaves the journal (its file becomes the cached blob).
+ * In the background (`wait` false) failures are retried with backoff until
+ * they succeed or the mount stops; for fsync (`wait` true) the first final
+ * failure is returned and the record goes back to the queue.
+ */
+static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 {
 	struct checksum sum;
 	struct meta_attr a;
-	char key[STORE_BLOB_KEY_SIZE];
-	int64_t mtime = in->mtime;
-	int ret;
+	struct stat st;
+	int64_t mtime;
+	char *path;
+	int attempt = 0, fd, ret;
 
-	if (!in->dirty)
+	for (;;) {
+		pthread_rwlock_wrlock(&in->rw);
+		if (!in->uploading)
+			break;
+		pthread_rwlock_unlock(&in->rw);
+		pthread_mutex_lock(&v->qlock);
+		while (in->uploading)
+			pthread_cond_wait(&v->qdone, &v->qlock);
+		pthread_mutex_unlock(&v->qlock);
+	}
+	if (!in->sealed) {
+		pthread_rwlock_unlock(&in->rw);
 		return 0;
-	if (in->size > 0) {
-		unsigned char known_sha[32];
-		uint64_t known_size;
+	}
+	path = vfs_take_locked(v, in, &mtime);
+	pthread_rwlock_unlock(&in->rw);
+	vfs_fault(v, VFS_FAULT_SEALED);
 
-		if (ftruncate(in->fd, (off_t)in->size) < 0) {
-			ret = -errno;
-			log_error("inode %llu: cannot size staging file %s: %s",
-				  (unsigned long long)in->ino, in->staging, strerror(errno));
-			goto fail;
-		}
-		ret = checksum_fd(in->fd, in->size, v->secret, &sum);
-		if (ret) {
-			log_error("inode %llu: cannot read staging file %s: %s",
-				  (unsigned long long)in->ino, in->staging, strerror(-ret));
-			goto fail;
-		}
-		ret = meta_blob_find(v->meta, sum.keyed, known_sha, &known_size);
-		if (ret == 0 &&
-		    (memcmp(known_sha, sum.sha256, 32) != 0 || known_size != in->size)) {
-			char hex[CHECKSUM_HEX_SIZE];
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		log_error("inode %llu: journal record %s is unreadable (%s); dropped",
+			  (unsigned long long)in->ino, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		pthread_rwlock_wrlock(&in->rw);
+		vfs_untake_locked(v, in, path, true);
+		pthread_rwlock_unlock(&in->rw);
+		return ret;
+	}
+	for (;; attempt++) {
+		uint64_t size = (uint64_t)st.st_size;
 
-			checksum_hex16(sum.keyed, hex);
-			log_error("inode %llu: keyed hash %s collides with a different blob "
-				  "(SHA-256 differs); refusing to deduplicate",
-				  (unsigned long long)in->ino, hex);
-			ret = -EIO;
-			goto fail;
+		ret = size > 0 ? vfs_upload(v, in->ino, fd, size, &sum) : 0;
+		if (!ret) {
+			vfs_fault(v, VFS_FAULT_UPLOADED);
+			pthread_rwlock_wrlock(&in->rw);
+			/* setattr may have changed the mtime to commit meanwhile */
+			mtime = in->uploading_mtime;
+			ret = meta_commit(v->meta, in->ino, size ? &sum : NULL, size, mtime,
+					  vfs_now(), &a);
+			if (!ret) {
+				vfs_fault(v, VFS_FAULT_COMMITTED);
+				if (size > 0) {
+					in->has_content = true;
+					memcpy(in->content, sum.keyed, 16);
+				} else {
+					in->has_content = false;
+				}
+				in->loaded = true;
+				in->version = a.version;
+				journal_note(v->journal, path, NULL);
+				/* the record's file becomes the cached copy of its blob */
+				if (size == 0 || cache_adopt(v->cache, path, sum.keyed) < 0)
+					journal_forget(v->journal, path);
+				if (!in->staging && !in->sealed)
+					in->commit_err = 0;
+				vfs_untake_locked(v, in, path, true);
+				pthread_rwlock_unlock(&in->rw);
+				close(fd);
+				return 0;
+			}
+			pthread_rwlock_unlock(&in->rw);
 		}
 		if (ret == -ENOENT) {
-			store_blob_key(sum.keyed, key);
-			ret = store_put_fd(v->store, key, in->fd, in->size, sum.sha256);
+			log_warn("inode %llu: gone from PostgreSQL before its content was "
+				 "committed; journal record %s dropped",
+				 (unsigned long long)in->ino, path);
+			pthread_rwlock_wrlock(&in->rw);
+			journal_forget(v->journal, path);
+			vfs_untake_locked(v, in, path, true);
+			pthread_rwlock_unlock(&in->rw);
+			close(fd);
+			return 0;
 		}
-		if (ret)
-			goto fail;
-	}
-	ret = meta_commit(v->meta, in->ino, in->size ? &sum : NULL, in->size, mtime, vfs_now(), &a);
-	if (ret)
-		goto fail;
-	/* the staging file is now the cached copy of the blob */
-	if (in->size > 0) {
-		if (cache_adopt(v->cache, in->staging, sum.keyed) < 0) {
-			close(in->fd);
-			in->fd = -1;
+		if (attempt == 0) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "inode %llu: commit failed: %s; retrying",
+				 (unsigned long long)in->ino, strerror(-ret));
+			log_warn("%s (record %s)", why, path);
+			journal_note(v->journal, path, why);
 		}
-		in->has_content = true;
-		memcpy(in->content, sum.keyed, 16);
-	} else {
-		unlink(in->staging);
-		close(in->fd);
-		in->fd = -1;
-		in->has_content = false;
+		if (wait || !vfs_backoff(v, attempt))
+			break;
 	}
-	free(in->staging);
-	in->staging = NULL;
-	in->dirty = false;
-	in->commit_err = 0;
-	return 0;
-fail:
+	close(fd);
+	pthread_rwlock_wrlock(&in->rw);
 	in->commit_err = ret;
+	vfs_untake_locked(v, in, path, false);
+	pthread_rwlock_unlock(&in->rw);
+	if (wait)
+		vfs_enqueue(v, in); /* the background keeps trying */
 	return ret;
 }
 
-/* Overlays what this mount knows better than PostgreSQL (unflushed writes). */
-static void vfs_overlay(struct vfs *v, uint64_t ino, struct stat *st)
+/* Queues an inode with a sealed record for the upload workers. */
+static void vfs_enqueue(struct vfs *v, struct vfs_inode *in)
 {
-	struct vfs_inode *in = vfs_inode_find(v, ino);
+	bool add;
+
+	pthread_mutex_lock(&v->qlock);
+	add = !in->queued;
+	if (add) {
+		in->queued = true;
+		in->qnext = NULL;
+		if (v->qtail)
+			v->qtail->qnext = in;
+		else
+			v->qhead = in;
+		v->qtail = in;
+		pthread_cond_signal(&v->qcond);
+	}
+	pthread_mutex_unlock(&v->qlock);
+	if (add) {
+		pthread_mutex_lock(&v->lock);
+		in->refs++; /* the queue's */
+		pthread_mutex_unlock(&v->lock);
+	}
+}
+
+static void *vfs_worker_main(void *arg)
+{
+	struct vfs *v = arg;
+
+	for (;;) {
+		struct vfs_inode *in;
+
+		pthread_mutex_lock(&v->qlock);
+		while (!v->qhead && !v->qstop)
+			pthread_cond_wait(&v->qcond, &v->qlock);
+		if (v->qstop) {
+			pthread_mutex_unlock(&v->qlock);
+			return NULL;
+		}
+		in = v->qhead;
+		v->qhead = in->qnext;
+		if (!v->qhead)
+			v->qtail = NULL;
+		in->queued = false;
+		v->qbusy++;
+		pthread_mutex_unlock(&v->qlock);
+
+		vfs_commit_pending(v, in, false);
+
+		pthread_mutex_lock(&v->qlock);
+		v->qbusy--;
+		pthread_cond_broadcast(&v->qdone);
+		pthread_mutex_unlock(&v->qlock);
+		vfs_inode_put(v, in);
+	}
+}
+
+/*
+ * fsync, and close with writeback off: seals what is staged and commits it
+ * now. Then PostgreSQL's log is flushed, so metadata changes made before
+ * (create, rename, chmod) are durable too.
+ */
+static int vfs_commit_now(struct vfs *v, struct vfs_inode *in)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&in->rw);
+	ret = vfs_seal_locked(v, in);
+	pthread_rwlock_unlock(&in->rw);
+	if (!ret)
+		ret = vfs_commit_pending(v, in, true);
+	if (!ret)
+		ret = meta_sync(v->meta);
+	return ret;
+}
+
+/*
+ * Overlays what this mount knows better than PostgreSQL's row `a`: content
+ * not yet committed, or committed by this mount after `a` was read (the
+ * row is older than the inode's version here).
+ */
+static void vfs_overlay(struct vfs *v, const struct meta_attr *a, struct stat *st)
+{
+	struct vfs_inode *in = vfs_inode_find(v, a->ino);
 
 	if (!in)
 		return;
 	pthread_rwlock_rdlock(&in->rw);
-	if (in->staging) {
+	if (vfs_pending_locked(in) || (in->loaded && in->version > a->version)) {
 		st->st_size = (off_t)in->size;
 		st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
-		if (in->dirty) {
-			st->st_mtim = vfs_ts(in->mtime);
+		st->st_mtim = vfs_ts(in->mtime);
+		if (vfs_ns(&st->st_ctim) < in->mtime)
 			st->st_ctim = st->st_mtim;
-		}
 	}
 	pthread_rwlock_unlock(&in->rw);
 	vfs_inode_put(v, in);
@@ -481,9 +808,68 @@ static bool vfs_pid_alive(int pid)
 	return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
+/* Reads DOCVAULT_FAULT_KILL=STEP[:N] (tests only). */
+static void vfs_fault_init(struct vfs *v)
+{
+	static const char *const steps[] = {"", "sealed", "upload", "uploaded", "committed"};
+	const char *e = getenv("DOCVAULT_FAULT_KILL");
+	size_t len;
+
+	if (!e || !*e)
+		return;
+	len = strcspn(e, ":");
+	for (int i = 1; i < (int)(sizeof(steps) / sizeof(steps[0])); i++)
+		if (strlen(steps[i]) == len && !strncmp(e, steps[i], len))
+			v->fault_step = i;
+	v->fault_n = e[len] == ':' ? atoi(e + len + 1) : 1;
+	if (v->fault_step == VFS_FAULT_NONE || v->fault_n < 1)
+		log_warn("DOCVAULT_FAULT_KILL=%s not understood (STEP[:N], STEP one of sealed, "
+			 "upload, uploaded, committed); ignored",
+			 e);
+	else
+		log_warn("DOCVAULT_FAULT_KILL=%s: this daemon will kill itself (tests only)", e);
+}
+
+/* A journal record left by an earlier daemon: pending content, queued. */
+static int vfs_recover_one(void *arg, const struct journal_entry *e)
+{
+	struct vfs *v = arg;
+	struct vfs_inode *in = vfs_inode_get(v, e->ino);
+
+	if (!in)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&in->rw);
+	if (in->sealed) {
+		journal_forget(v->journal, in->sealed);
+		free(in->sealed);
+	}
+	in->sealed = strdup(e->path);
+	in->sealed_mtime = e->mtime;
+	in->mtime = e->mtime;
+	in->size = e->size;
+	in->loaded = true;
+	if (in->sealed)
+		vfs_enqueue(v, in);
+	pthread_rwlock_unlock(&in->rw);
+	vfs_inode_put(v, in);
+	return in->sealed ? 0 : -ENOMEM;
+}
+
+static int vfs_count_queue(struct vfs *v)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&v->qlock);
+	for (struct vfs_inode *in = v->qhead; in; in = in->qnext)
+		n++;
+	pthread_mutex_unlock(&v->qlock);
+	return n;
+}
+
 int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t errlen)
 {
 	char host[256] = "?";
+	struct rlimit rl;
 	struct vfs *v;
 	int ret;
 
@@ -497,6 +883,15 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->stop_lock, NULL);
 	pthread_cond_init(&v->stop_cond, NULL);
+	pthread_mutex_init(&v->qlock, NULL);
+	pthread_cond_init(&v->qcond, NULL);
+	pthread_cond_init(&v->qdone, NULL);
+	vfs_fault_init(v);
+	/* files waiting for upload keep a descriptor each while open */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	ret = meta_open(cfg->database.conninfo, cfg->database.pool_size, &v->meta, err, errlen);
 	if (ret)
 		goto fail;
@@ -507,6 +902,9 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 	if (ret)
 		goto fail;
 	ret = cache_open(cfg->cache.dir, cfg->cache.size, v->secret, &v->cache, err, errlen);
+	if (ret)
+		goto fail;
+	ret = journal_open(cfg->cache.dir, &v->journal, err, errlen);
 	if (ret)
 		goto fail;
 	gethostname(host, sizeof(host) - 1);
@@ -520,7 +918,17 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 	if (ret > 0)
 		log_info("cleaned up %d session(s) of dead processes on %s", ret, host);
 	meta_session_reap(v->meta, VFS_SESSION_TIMEOUT_S);
-	ret = 0;
+	/* what an earlier daemon closed but did not commit: pending again, at once */
+	ret = journal_recover(v->journal, vfs_recover_one, v);
+	if (ret) {
+		snprintf(err, errlen, "cannot recover the journal in %s/journal: %s",
+			 cfg->cache.dir, strerror(-ret));
+		goto fail;
+	}
+	ret = vfs_count_queue(v);
+	if (ret > 0)
+		log_info("journal: %d file(s) closed before the last stop are being committed",
+			 ret);
 	*out = v;
 	return 0;
 fail:
@@ -530,12 +938,74 @@ fail:
 
 int vfs_start(struct vfs *v)
 {
+	int n = v->cfg->cache.upload_workers;
 	int ret = pthread_create(&v->heartbeat, NULL, vfs_heartbeat_main, v);
 
 	if (ret)
 		return -ret;
 	v->heartbeat_running = true;
+	if (n <= 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = cpus > 2 ? (int)cpus : 2;
+		n *= 2; /* uploads wait on the network more than on the CPU */
+	}
+	v->workers = calloc((size_t)n, sizeof(*v->workers));
+	if (!v->workers)
+		return -ENOMEM;
+	for (; v->nworkers < n; v->nworkers++) {
+		ret = pthread_create(&v->workers[v->nworkers], NULL, vfs_worker_main, v);
+		if (ret)
+			return -ret;
+	}
 	return 0;
+}
+
+/* Unmount: waits up to [cache] unmount_wait for the queue, then stops the workers. */
+static void vfs_drain(struct vfs *v)
+{
+	struct timespec until;
+	double wait = v->cfg->cache.unmount_wait;
+	int left;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)wait;
+	until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&v->qlock);
+	while ((v->qhead || v->qbusy) && v->nworkers > 0)
+		if (pthread_cond_timedwait(&v->qdone, &v->qlock, &until) == ETIMEDOUT)
+			break;
+	v->qstop = true;
+	pthread_cond_broadcast(&v->qcond);
+	pthread_mutex_unlock(&v->qlock);
+	for (int i = 0; i < v->nworkers; i++)
+		pthread_join(v->workers[i], NULL);
+	free(v->workers);
+	v->workers = NULL;
+	v->nworkers = 0;
+	/* what is left stays in the journal for the next mount */
+	left = 0;
+	pthread_mutex_lock(&v->qlock);
+	while (v->qhead) {
+		struct vfs_inode *in = v->qhead;
+
+		v->qhead = in->qnext;
+		in->queued = false;
+		left++;
+		pthread_mutex_unlock(&v->qlock);
+		vfs_inode_put(v, in);
+		pthread_mutex_lock(&v->qlock);
+	}
+	v->qtail = NULL;
+	pthread_mutex_unlock(&v->qlock);
+	if (left > 0)
+		log_warn("unmount: %d file(s) not yet uploaded stay journaled in %s/journal; the "
+			 "next mount with this cache directory commits them",
+			 left, v->cfg->cache.dir);
 }
 
 void vfs_close(struct vfs *v)
@@ -549,9 +1019,16 @@ void vfs_close(struct vfs *v)
 		pthread_mutex_unlock(&v->stop_lock);
 		pthread_join(v->heartbeat, NULL);
 	}
+	/* inodes still open (the kernel never sent release): seal what they wrote */
+	for (int b = 0; b < VFS_BUCKETS; b++)
+		for (struct vfs_inode *in = v->table[b]; in; in = in->next) {
+			pthread_rwlock_wrlock(&in->rw);
+			vfs_seal_locked(v, in);
+			pthread_rwlock_unlock(&in->rw);
+		}
+	vfs_drain(v);
 	vfs_free_drain(v);
 	free(v->freeq);
-	/* inodes still open (the kernel never sent release): commit them */
 	for (int b = 0; b < VFS_BUCKETS; b++) {
 		while (v->table[b]) {
 			struct vfs_inode *in = v->table[b];
@@ -562,12 +1039,16 @@ void vfs_close(struct vfs *v)
 	}
 	if (v->sid && v->meta)
 		meta_session_end(v->meta, v->sid);
+	journal_close(v->journal);
 	cache_close(v->cache);
 	store_close(v->store);
 	meta_close(v->meta);
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->stop_lock);
 	pthread_cond_destroy(&v->stop_cond);
+	pthread_mutex_destroy(&v->qlock);
+	pthread_cond_destroy(&v->qcond);
+	pthread_cond_destroy(&v->qdone);
 	free(v);
 }
 
@@ -584,7 +1065,7 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct stat *ou
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, a.ino, out);
+	vfs_overlay(v, &a, out);
 	return 0;
 }
 
@@ -596,11 +1077,14 @@ int vfs_getattr(struct vfs *v, uint64_t ino, struct stat *out)
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, ino, out);
+	vfs_overlay(v, &a, out);
 	return 0;
 }
 
-/* Changes the size of a file: staged, and committed at once if nobody has it open. */
+/*
+ * Changes the size of a file: staged, and sealed at once (like a close) if
+ * nobody has it open for writing, since no close will come.
+ */
 static int vfs_truncate(struct vfs *v, uint64_t ino, uint64_t size, int64_t now)
 {
 	struct vfs_inode *in = vfs_inode_get(v, ino);
@@ -623,12 +1107,14 @@ static int vfs_truncate(struct vfs *v, uint64_t ino, uint64_t size, int64_t now)
 		in->mtime = now;
 		in->dirty = true;
 		pthread_mutex_lock(&v->lock);
-		alone = in->refs == 1;
+		alone = in->handles == 0;
 		pthread_mutex_unlock(&v->lock);
 		if (alone)
-			ret = vfs_commit_locked(v, in);
+			ret = vfs_seal_locked(v, in);
 	}
 	pthread_rwlock_unlock(&in->rw);
+	if (!ret && alone && !v->cfg->cache.writeback)
+		ret = vfs_commit_now(v, in);
 	vfs_inode_put(v, in);
 	return ret;
 }
@@ -680,8 +1166,18 @@ int vfs_setattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const st
 
 		if (in) {
 			pthread_rwlock_wrlock(&in->rw);
-			if (in->dirty)
+			if (vfs_pending_locked(in))
 				in->mtime = sa.mtime;
+			/* the commit still to come must not undo it */
+			if (!in->staging && in->sealed) {
+				in->sealed_mtime = sa.mtime;
+				journal_set_mtime(v->journal, in->sealed, sa.mtime);
+			}
+			if (!in->staging && !in->sealed && in->uploading) {
+				pthread_mutex_lock(&v->qlock);
+				in->uploading_mtime = sa.mtime;
+				pthread_mutex_unlock(&v->qlock);
+			}
 			pthread_rwlock_unlock(&in->rw);
 			vfs_inode_put(v, in);
 		}
@@ -693,7 +1189,7 @@ int vfs_setattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const st
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, ino, out);
+	vfs_overlay(v, &a, out);
 	return 0;
 }
 
@@ -759,7 +1255,7 @@ int vfs_link(struct vfs *v, uint64_t ino, uint64_t newparent, const char *name, 
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, ino, out);
+	vfs_overlay(v, &a, out);
 	return 0;
 }
 
@@ -881,23 +1377,25 @@ int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t size)
 
 /* ---- files ---- */
 
-static int vfs_handle_new(struct vfs *v, uint64_t ino, int flags, struct meta_attr *a, uint64_t *fh)
+/*
+ * A handle on in, whose reference it takes over. `a` must have been read
+ * after that reference was taken, so that no commit of this mount can fall
+ * between the two unnoticed (in->version orders them).
+ */
+static int vfs_handle_new(struct vfs *v, struct vfs_inode *in, int flags, struct meta_attr *a,
+			  uint64_t *fh)
 {
 	struct vfs_handle *h = calloc(1, sizeof(*h));
-	struct vfs_inode *in;
 	int ret;
 
-	if (!h)
-		return -ENOMEM;
-	in = vfs_inode_get(v, ino);
-	if (!in) {
-		free(h);
+	if (!h) {
+		vfs_inode_put(v, in);
 		return -ENOMEM;
 	}
 	pthread_rwlock_wrlock(&in->rw);
 	ret = vfs_load_locked(v, in, a);
 	if (!ret && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY &&
-	    (in->size > 0 || in->dirty)) {
+	    (in->size > 0 || vfs_pending_locked(in))) {
 		ret = vfs_stage_locked(v, in, 0);
 		if (!ret && ftruncate(in->fd, 0) < 0)
 			ret = -errno;
@@ -913,6 +1411,9 @@ static int vfs_handle_new(struct vfs *v, uint64_t ino, int flags, struct meta_at
 		free(h);
 		return ret;
 	}
+	pthread_mutex_lock(&v->lock);
+	in->handles++;
+	pthread_mutex_unlock(&v->lock);
 	h->in = in;
 	h->flags = flags;
 	*fh = (uint64_t)(uintptr_t)h;
@@ -922,6 +1423,7 @@ static int vfs_handle_new(struct vfs *v, uint64_t ino, int flags, struct meta_at
 int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const char *name,
 	       mode_t mode, int flags, struct stat *out, uint64_t *fh)
 {
+	struct vfs_inode *in;
 	struct meta_attr a;
 	int ret = vfs_check_name(name);
 
@@ -931,7 +1433,10 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const 
 			  ctx->gid, 0, NULL, vfs_now(), &a);
 	if (ret)
 		return ret;
-	ret = vfs_handle_new(v, a.ino, flags & ~O_TRUNC, &a, fh);
+	in = vfs_inode_get(v, a.ino);
+	if (!in)
+		return -ENOMEM;
+	ret = vfs_handle_new(v, in, flags & ~O_TRUNC, &a, fh);
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
@@ -940,33 +1445,39 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const 
 
 int vfs_open_file(struct vfs *v, uint64_t ino, int flags, uint64_t *fh)
 {
+	struct vfs_inode *in = vfs_inode_get(v, ino);
 	struct meta_attr a;
-	int ret = meta_getattr(v->meta, ino, &a);
+	int ret;
 
-	if (ret)
+	if (!in)
+		return -ENOMEM;
+	ret = meta_getattr(v->meta, ino, &a);
+	if (!ret && S_ISDIR(a.mode))
+		ret = -EISDIR;
+	if (ret) {
+		vfs_inode_put(v, in);
 		return ret;
-	if (S_ISDIR(a.mode))
-		return -EISDIR;
-	return vfs_handle_new(v, ino, flags, &a, fh);
+	}
+	return vfs_handle_new(v, in, flags, &a, fh);
 }
 
 ssize_t vfs_read(struct vfs *v, uint64_t fh, char *buf, size_t size, off_t off)
 {
 	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
 	struct vfs_inode *in = h->in;
-	uint64_t blob_size = 0, end;
+	uint64_t avail = 0, end;
 	ssize_t ret = 0;
 	size_t done = 0;
 
 	if (off < 0)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&in->rw);
-	if (!in->staging && in->has_content && in->fd < 0) {
-		/* first read of a clean file: open the cached blob (exclusive) */
+	if (in->fd < 0 && (in->has_content || vfs_pending_locked(in))) {
+		/* first read: open the journal record or the cached blob (exclusive) */
 		pthread_rwlock_unlock(&in->rw);
 		pthread_rwlock_wrlock(&in->rw);
-		if (!in->staging && in->fd < 0)
-			ret = vfs_blob_fd_locked(v, in, &blob_size);
+		if (in->fd < 0)
+			ret = vfs_content_fd_locked(v, in, &avail);
 		pthread_rwlock_unlock(&in->rw);
 		if (ret)
 			return ret;
@@ -1044,45 +1555,71 @@ out:
 	return done > 0 ? (ssize_t)done : ret;
 }
 
-static int vfs_commit_handle(struct vfs *v, uint64_t fh)
+int vfs_flush(struct vfs *v, uint64_t fh)
 {
 	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
 	struct vfs_inode *in = h->in;
 	bool unlinked;
 	int ret;
 
+	/* a reader's close says nothing about the writers' data: they seal at theirs */
+	if ((h->flags & O_ACCMODE) == O_RDONLY)
+		return 0;
 	pthread_mutex_lock(&v->lock);
 	unlinked = in->unlinked;
 	pthread_mutex_unlock(&v->lock);
 	if (unlinked)
 		return 0; /* nobody can see it again: nothing to make durable */
+	if (!v->cfg->cache.writeback)
+		return vfs_commit_now(v, in);
 	pthread_rwlock_wrlock(&in->rw);
-	ret = vfs_commit_locked(v, in);
+	ret = vfs_seal_locked(v, in);
 	pthread_rwlock_unlock(&in->rw);
 	return ret;
 }
 
-int vfs_flush(struct vfs *v, uint64_t fh)
-{
-	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
-
-	/* a reader's close says nothing about the writers' data: they commit at theirs */
-	if ((h->flags & O_ACCMODE) == O_RDONLY)
-		return 0;
-	return vfs_commit_handle(v, fh);
-}
-
 int vfs_fsync(struct vfs *v, uint64_t fh, bool datasync)
 {
+	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
+	bool unlinked;
+
 	(void)datasync;
-	return vfs_commit_handle(v, fh);
+	pthread_mutex_lock(&v->lock);
+	unlinked = h->in->unlinked;
+	pthread_mutex_unlock(&v->lock);
+	if (unlinked)
+		return 0;
+	return vfs_commit_now(v, h->in);
+}
+
+int vfs_fsyncdir(struct vfs *v)
+{
+	return meta_sync(v->meta);
 }
 
 int vfs_release(struct vfs *v, uint64_t fh)
 {
 	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
+	struct vfs_inode *in = h->in;
+	bool last, unlinked;
 
-	vfs_inode_put(v, h->in);
+	pthread_mutex_lock(&v->lock);
+	last = --in->handles == 0;
+	unlinked = in->unlinked;
+	pthread_mutex_unlock(&v->lock);
+	if (last) {
+		pthread_rwlock_wrlock(&in->rw);
+		/* written through a handle that never flushed (rare): seal it now */
+		if (!unlinked)
+			vfs_seal_locked(v, in);
+		/* a file waiting for upload keeps no descriptor while nobody has it open */
+		if (!in->staging && (in->sealed || in->uploading) && in->fd >= 0) {
+			close(in->fd);
+			in->fd = -1;
+		}
+		pthread_rwlock_unlock(&in->rw);
+	}
+	vfs_inode_put(v, in);
 	free(h);
 	return 0;
 }
@@ -1090,6 +1627,7 @@ int vfs_release(struct vfs *v, uint64_t fh)
 /* ---- directories ---- */
 
 struct vfs_readdir_state {
+	struct vfs *v;
 	vfs_dirent_cb cb;
 	void *arg;
 	bool stopped;
@@ -1103,6 +1641,8 @@ static int vfs_readdir_one(void *arg, const char *name, size_t namelen, uint64_t
 
 	(void)namelen;
 	vfs_stat_from(a, &st);
+	if (S_ISREG(a->mode))
+		vfs_overlay(s->v, a, &st); /* readdirplus: sizes not yet committed */
 	if (s->cb(s->arg, name, &st, (off_t)(pos + 2))) {
 		s->stopped = true;
 		return 1;
@@ -1112,7 +1652,7 @@ static int vfs_readdir_one(void *arg, const char *name, size_t namelen, uint64_t
 
 int vfs_readdir(struct vfs *v, uint64_t ino, off_t off, int limit, vfs_dirent_cb cb, void *arg)
 {
-	struct vfs_readdir_state s = {.cb = cb, .arg = arg};
+	struct vfs_readdir_state s = {.v = v, .cb = cb, .arg = arg};
 	struct stat st = {0};
 	struct meta_attr a;
 	int ret;

@@ -180,4 +180,12 @@ int meta_commit(struct meta *m, uint64_t ino, const struct checksum *sum, uint64
 
 int meta_stats(struct meta *m, struct meta_stats *out);
 
+/*
+ * Makes every change committed so far durable: namespace operations commit
+ * without waiting for PostgreSQL's WAL flush (as a local filesystem's
+ * metadata reaches its journal a moment later), content commits wait.
+ * fsync and fsyncdir call this.
+ */
+int meta_sync(struct meta *m);
+
 #endif

@@ -78,9 +78,16 @@ int vfs_open_file(struct vfs *v, uint64_t ino, int flags, uint64_t *fh);
 /* Returns the number of bytes read (0 at the end) or a negative errno. */
 ssize_t vfs_read(struct vfs *v, uint64_t fh, char *buf, size_t size, off_t off);
 ssize_t vfs_write(struct vfs *v, uint64_t fh, const char *buf, size_t size, off_t off);
-/* flush: at every close(2) of a descriptor; commits dirty content. */
+/*
+ * flush: at every close(2) of a descriptor. A writer's content is sealed
+ * into the cache's journal (durable on local disk) and queued for upload;
+ * with [cache] writeback = false it is committed before flush returns.
+ */
 int vfs_flush(struct vfs *v, uint64_t fh);
+/* Returns once the file's content and metadata are committed (store + PostgreSQL). */
 int vfs_fsync(struct vfs *v, uint64_t fh, bool datasync);
+/* Makes every namespace change made so far durable in PostgreSQL. */
+int vfs_fsyncdir(struct vfs *v);
 int vfs_release(struct vfs *v, uint64_t fh);
 
 /*
