@@ -1,9 +1,12 @@
 /*
  * checksum.c - one pass over content computes the three digests of
  * checksum.h: plain XXH3-128 (what users see), vault-keyed XXH3-128 (the
- * blob's name) and SHA-256 (confirms a dedup hit). The only file that
- * includes xxhash.h. Reads in 1 MiB blocks with pread: memory does not grow
- * with file size. Pure and thread-safe.
+ * blob's name) and SHA-256 (confirms a dedup hit), and on request the
+ * keyed XXH3-64 of every CHECKSUM_BLOCK_SIZE block (what the read cache
+ * verifies a ranged fetch against). The only file that includes xxhash.h.
+ * Reads whole blocks with pread, so a block hash always covers exactly one
+ * block whatever short reads the file returns: memory does not grow with
+ * file size. Pure and thread-safe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +19,6 @@
 #include <xxhash.h>
 
 #include "docvault/checksum.h"
-
-#define CHECKSUM_BLOCK (1u << 20)
 
 struct checksum_state {
 	XXH3_state_t *plain;
@@ -68,44 +69,105 @@ static void checksum_state_final(struct checksum_state *st, struct checksum *out
 	EVP_DigestFinal_ex(st->sha, out->sha256, &n);
 }
 
-int checksum_fd(int fd, uint64_t size, const unsigned char *secret, struct checksum *out)
+/* Reads exactly len bytes at off, retrying short reads. -EIO at end of file. */
+static int checksum_pread_full(int fd, char *buf, size_t len, uint64_t off)
 {
-	struct checksum_state st;
-	uint64_t off = 0;
-	char *buf;
-	int ret;
+	size_t done = 0;
 
-	buf = malloc(CHECKSUM_BLOCK);
-	if (!buf)
-		return -ENOMEM;
-	ret = checksum_state_init(&st, secret);
-	if (ret) {
-		free(buf);
-		return ret;
-	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	while (off < size) {
-		size_t want = size - off < CHECKSUM_BLOCK ? (size_t)(size - off) : CHECKSUM_BLOCK;
-		ssize_t n = pread(fd, buf, want, (off_t)off);
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
-			goto out;
+			return -errno;
 		}
-		if (n == 0) {
-			ret = -EIO; /* shorter than its recorded size */
+		if (n == 0)
+			return -EIO; /* shorter than its recorded size */
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+uint64_t checksum_block_count(uint64_t size)
+{
+	return size / CHECKSUM_BLOCK_SIZE + (size % CHECKSUM_BLOCK_SIZE != 0);
+}
+
+void checksum_block(const void *buf, size_t len, const unsigned char *secret, unsigned char *out)
+{
+	XXH64_canonical_t c;
+
+	XXH64_canonicalFromHash(&c, XXH3_64bits_withSecret(buf, len, secret, CHECKSUM_SECRET_SIZE));
+	memcpy(out, c.digest, CHECKSUM_BLOCK_HASH);
+}
+
+int checksum_block_verify(const void *buf, size_t len, const unsigned char *secret,
+			  const unsigned char *expected)
+{
+	unsigned char h[CHECKSUM_BLOCK_HASH];
+
+	checksum_block(buf, len, secret, h);
+	return memcmp(h, expected, CHECKSUM_BLOCK_HASH) == 0 ? 0 : -EIO;
+}
+
+int checksum_fd_blocks(int fd, uint64_t size, const unsigned char *secret, struct checksum *out,
+		       unsigned char **blocks, size_t *blocks_len)
+{
+	struct checksum_state st;
+	unsigned char *hashes = NULL;
+	uint64_t off = 0, nblocks = checksum_block_count(size);
+	char *buf;
+	int ret;
+
+	if (blocks) {
+		*blocks = NULL;
+		*blocks_len = 0;
+		if (nblocks > SIZE_MAX / CHECKSUM_BLOCK_HASH)
+			return -ENOMEM;
+		if (nblocks && !(hashes = malloc((size_t)nblocks * CHECKSUM_BLOCK_HASH)))
+			return -ENOMEM;
+	}
+	buf = malloc(CHECKSUM_BLOCK_SIZE);
+	if (!buf) {
+		free(hashes);
+		return -ENOMEM;
+	}
+	ret = checksum_state_init(&st, secret);
+	if (ret) {
+		free(buf);
+		free(hashes);
+		return ret;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint64_t i = 0; off < size; i++) {
+		size_t want =
+		    size - off < CHECKSUM_BLOCK_SIZE ? (size_t)(size - off) : CHECKSUM_BLOCK_SIZE;
+
+		ret = checksum_pread_full(fd, buf, want, off);
+		if (ret)
 			goto out;
-		}
-		checksum_state_update(&st, buf, (size_t)n);
-		off += (uint64_t)n;
+		checksum_state_update(&st, buf, want);
+		if (hashes)
+			checksum_block(buf, want, secret, hashes + i * CHECKSUM_BLOCK_HASH);
+		off += want;
 	}
 	checksum_state_final(&st, out);
+	if (blocks) {
+		*blocks = hashes;
+		*blocks_len = (size_t)nblocks * CHECKSUM_BLOCK_HASH;
+		hashes = NULL;
+	}
 out:
 	checksum_state_free(&st);
 	free(buf);
+	free(hashes);
 	return ret;
+}
+
+int checksum_fd(int fd, uint64_t size, const unsigned char *secret, struct checksum *out)
+{
+	return checksum_fd_blocks(fd, size, secret, out, NULL, NULL);
 }
 
 void checksum_buf(const void *buf, size_t len, const unsigned char *secret, struct checksum *out)
