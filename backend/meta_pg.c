@@ -79,9 +79,7 @@ static const char *const meta_sql[ST_COUNT] = {
     [ST_RENAME] = "SELECT " META_RESULT_COLS " FROM dv_rename($1, $2, $3, $4, $5, $6, $7)",
     [ST_FREE] = "SELECT dv_free($1)",
     [ST_SETATTR] = "SELECT " META_RESULT_COLS " FROM dv_setattr($1, $2, $3, $4, $5, $6, $7, $8)",
-    /* content commits end journal records: they wait for the WAL flush */
-    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7), "
-		  "set_config('synchronous_commit', 'on', true) AS sync",
+    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7)",
     [ST_READLINK] = "SELECT mode, target FROM dv_inodes WHERE id = $1",
     [ST_READDIR] = "SELECT d.pos, d.name, i.id, i.mode, i.uid, i.gid, i.nlink, i.size, "
 		   "i.rdev, i.atime, i.mtime, i.ctime, i.crtime, i.version, i.content "

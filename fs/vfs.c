@@ -72,6 +72,12 @@ struct vfs_inode {
 	int64_t uploading_mtime; /* the mtime `uploading` commits */
 	int commit_err;		 /* last commit failure, reported at flush/fsync */
 };
+struct vfs_done {
+	char *path; /* the journal record */
+	unsigned char keyed[16];
+	uint64_t size;
+};
+
 struct vfs_handle {
 	struct vfs_inode *in;
 	int flags;
@@ -97,6 +103,16 @@ struct vfs {
 	 */
 	uint64_t *freeq;
 	size_t freeq_len, freeq_cap;
+	/*
+	 * Journal records whose commit PostgreSQL has taken but maybe not yet
+	 * flushed to its WAL (content commits are asynchronous, so that a
+	 * commit holds the inode's row lock only for the statement): they
+	 * leave the journal after the next meta_sync(), batched by the
+	 * heartbeat thread every 100 ms or by fsync at once. Protected by
+	 * stop_lock.
+	 */
+	struct vfs_done *doneq;
+	size_t doneq_len, doneq_cap;
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping; /* protected by stop_lock */
@@ -226,6 +242,7 @@ static struct vfs_inode *vfs_inode_find(struct vfs *v, uint64_t ino)
 }
 
 static void vfs_free_drain(struct vfs *v);
+static void vfs_done_drain(struct vfs *v);
 static void vfs_enqueue(struct vfs *v, struct vfs_inode *in);
 
 /* True while the inode has content this mount has not committed yet. */
@@ -484,6 +501,96 @@ static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct
 	return store_put_fd(v->store, key, fd, size, sum->sha256);
 }
 
+/* A committed record, to leave the journal after the next WAL flush. */
+static void vfs_done_later(struct vfs *v, const char *path, const unsigned char *keyed,
+			   uint64_t size)
+{
+	struct vfs_done d = {.path = strdup(path), .size = size};
+	bool added = false;
+
+	if (keyed)
+		memcpy(d.keyed, keyed, 16);
+	pthread_mutex_lock(&v->stop_lock);
+	if (d.path && v->doneq_len == v->doneq_cap) {
+		size_t cap = v->doneq_cap ? v->doneq_cap * 2 : 64;
+		struct vfs_done *q = realloc(v->doneq, cap * sizeof(*q));
+
+		if (q) {
+			v->doneq = q;
+			v->doneq_cap = cap;
+		}
+	}
+	if (d.path && v->doneq_len < v->doneq_cap) {
+		v->doneq[v->doneq_len++] = d;
+		added = true;
+		if (v->doneq_len == 1 || v->doneq_len >= VFS_FREEQ_BATCH)
+			pthread_cond_signal(&v->stop_cond);
+	}
+	pthread_mutex_unlock(&v->stop_lock);
+	if (!added) {
+		/* no memory to wait: flush now (the WAL covers this commit after) */
+		if (meta_sync(v->meta) == 0)
+			journal_forget(v->journal, path);
+		free(d.path);
+	}
+}
+
+/*
+ * Flushes PostgreSQL's WAL, then lets the records committed before it go:
+ * each becomes the cached copy of its blob (or is removed).
+ */
+static void vfs_done_drain(struct vfs *v)
+{
+	struct vfs_done *q;
+	size_t n;
+
+	pthread_mutex_lock(&v->stop_lock);
+	q = v->doneq;
+	n = v->doneq_len;
+	v->doneq = NULL;
+	v->doneq_len = v->doneq_cap = 0;
+	pthread_mutex_unlock(&v->stop_lock);
+	if (n == 0) {
+		free(q);
+		return;
+	}
+	if (meta_sync(v->meta) != 0) {
+		/* keep them journaled; the next drain tries again */
+		for (size_t i = 0; i < n; i++) {
+			vfs_done_later(v, q[i].path, q[i].size ? q[i].keyed : NULL, q[i].size);
+			free(q[i].path);
+		}
+		free(q);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (q[i].size == 0 || cache_adopt(v->cache, q[i].path, q[i].keyed) < 0)
+			journal_forget(v->journal, q[i].path);
+		else
+			journal_note(v->journal, q[i].path, NULL);
+		free(q[i].path);
+	}
+	free(q);
+}
+
+/* A setattr of the mtime raced with the commit that just landed: apply it again. */
+static void vfs_commit_mtime_fixup(struct vfs *v, struct vfs_inode *in, int64_t committed,
+				   struct meta_attr *a)
+{
+	struct meta_attr sa = {0};
+	int64_t want;
+
+	pthread_mutex_lock(&v->qlock);
+	want = in->uploading_mtime;
+	pthread_mutex_unlock(&v->qlock);
+	if (want == committed)
+		return;
+	sa.mtime = want;
+	if (meta_setattr(v->meta, in->ino, META_SET_MTIME, &sa, vfs_now(), a))
+		log_warn("inode %llu: could not reapply its mtime after the commit",
+			 (unsigned long long)in->ino);
+}
+
 /* Sleeps for a retry; false when the mount is stopping. */
 static bool vfs_backoff(struct vfs *v, int attempt)
 {
@@ -594,11 +701,19 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 		ret = size > 0 ? vfs_upload(v, in->ino, fd, size, &sum) : 0;
 		if (!ret) {
 			vfs_fault(v, VFS_FAULT_UPLOADED);
-			pthread_rwlock_wrlock(&in->rw);
-			/* setattr may have changed the mtime to commit meanwhile */
+			/*
+			 * No inode lock across PostgreSQL's WAL flush: setattr
+			 * may change the mtime to commit meanwhile, and then
+			 * sets it again once the commit is in.
+			 */
+			pthread_mutex_lock(&v->qlock);
 			mtime = in->uploading_mtime;
+			pthread_mutex_unlock(&v->qlock);
 			ret = meta_commit(v->meta, in->ino, size ? &sum : NULL, size, mtime,
 					  vfs_now(), &a);
+			if (!ret)
+				vfs_commit_mtime_fixup(v, in, mtime, &a);
+			pthread_rwlock_wrlock(&in->rw);
 			if (!ret) {
 				vfs_fault(v, VFS_FAULT_COMMITTED);
 				if (size > 0) {
@@ -610,9 +725,8 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 				in->loaded = true;
 				in->version = a.version;
 				journal_note(v->journal, path, NULL);
-				/* the record's file becomes the cached copy of its blob */
-				if (size == 0 || cache_adopt(v->cache, path, sum.keyed) < 0)
-					journal_forget(v->journal, path);
+				/* leaves the journal once PostgreSQL has flushed the commit */
+				vfs_done_later(v, path, size ? sum.keyed : NULL, size);
 				if (!in->staging && !in->sealed)
 					in->commit_err = 0;
 				vfs_untake_locked(v, in, path, true);
@@ -727,6 +841,8 @@ static int vfs_commit_now(struct vfs *v, struct vfs_inode *in)
 		ret = vfs_commit_pending(v, in, true);
 	if (!ret)
 		ret = meta_sync(v->meta);
+	if (!ret)
+		vfs_done_drain(v);
 	return ret;
 }
 
@@ -768,8 +884,8 @@ static void *vfs_heartbeat_main(void *arg)
 	while (!v->stopping) {
 		struct timespec now, until = next_beat;
 
-		if (v->freeq_len > 0) {
-			/* unlinked inodes wait at most 100 ms for company */
+		if (v->freeq_len > 0 || v->doneq_len > 0) {
+			/* unlinked inodes and committed records wait at most 100 ms for company */
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += 100000000;
 			if (until.tv_nsec >= 1000000000) {
@@ -782,6 +898,7 @@ static void *vfs_heartbeat_main(void *arg)
 			break;
 		pthread_mutex_unlock(&v->stop_lock);
 		vfs_free_drain(v);
+		vfs_done_drain(v);
 		clock_gettime(CLOCK_REALTIME, &now);
 		if (now.tv_sec < next_beat.tv_sec) {
 			pthread_mutex_lock(&v->stop_lock);
@@ -901,7 +1018,8 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 	ret = store_open(cfg, &v->store, err, errlen);
 	if (ret)
 		goto fail;
-	ret = cache_open(cfg->cache.dir, cfg->cache.size, v->secret, &v->cache, err, errlen);
+	ret = cache_open(cfg->cache.dir, cfg->cache.size, cfg->cache.reserve, cfg->cache.full_wait,
+			 v->secret, &v->cache, err, errlen);
 	if (ret)
 		goto fail;
 	ret = journal_open(cfg->cache.dir, &v->journal, err, errlen);
@@ -1029,6 +1147,10 @@ void vfs_close(struct vfs *v)
 	vfs_drain(v);
 	vfs_free_drain(v);
 	free(v->freeq);
+	vfs_done_drain(v);
+	for (size_t i = 0; i < v->doneq_len; i++)
+		free(v->doneq[i].path); /* PostgreSQL unreachable: they stay journaled */
+	free(v->doneq);
 	for (int b = 0; b < VFS_BUCKETS; b++) {
 		while (v->table[b]) {
 			struct vfs_inode *in = v->table[b];
