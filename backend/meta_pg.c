@@ -1259,3 +1259,11 @@ int meta_sync(struct meta *m)
 		PQclear(res);
 	return ret;
 }
+
+int meta_blob_find_blocks(struct meta *m, const unsigned char *keyed, unsigned char *sha256,
+			  uint64_t *size, unsigned char **blocks, size_t *blocks_len)
+{
+	*blocks = NULL;
+	*blocks_len = 0;
+	return meta_blob_find(m, keyed, sha256, size);
+}

@@ -178,13 +178,56 @@ static int main_sync(int argc, char **argv)
 	const char *config = NULL;
 	int rc;
 
-	if (main_common_opts(argc, argv, &config, "sync"))
-		return 2;
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char *args[3] = {NULL, NULL, NULL};
+	int opt, nargs = 0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+c:t:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 't':
+			args[0] = "--timeout";
+			args[1] = optarg;
+			nargs = 2;
+			break;
+		case 'h': {
+			char *help[] = {"help", "sync", NULL};
+
+			return main_help(2, help);
+		}
+		default:
+			return 2;
+		}
+	}
 	if (main_load_config(config, &cfg)) {
 		config_free(&cfg);
 		return 1;
 	}
-	rc = cmd_sync(argc - optind, argv + optind, config, &cfg);
+	if (nargs) {
+		/* the timeout first, then the paths */
+		char **all = calloc((size_t)(argc - optind + nargs + 1), sizeof(*all));
+
+		if (!all) {
+			config_free(&cfg);
+			return 1;
+		}
+		all[0] = args[0];
+		all[1] = args[1];
+		for (int i = optind; i < argc; i++)
+			all[nargs + i - optind] = argv[i];
+		rc = cmd_sync(argc - optind + nargs, all, config, &cfg);
+		free(all);
+	} else {
+		rc = cmd_sync(argc - optind, argv + optind, config, &cfg);
+	}
 	config_free(&cfg);
 	return rc;
 }

@@ -64,18 +64,25 @@ struct vfs_inode {
 	uint64_t version; /* PostgreSQL's version of the committed state above */
 	uint64_t size;	  /* the file's size (committed, sealed or staged) */
 	int64_t mtime;	  /* valid when pending (staging, sealed or uploading) */
-	int fd; /* staging file, else newest sealed/uploading record, else cached blob, or -1 */
+	int fd; /* staging file, else newest sealed/uploading record (or its committed copy), or -1
+		 */
+	struct cache_blob *blob; /* the committed blob in the read cache, when fd is -1 */
+	uint64_t staging_res;	 /* bytes of the cache's room reserved for the staging file */
+	uint64_t sealed_res;	 /* ... for the sealed record */
 	char *staging;		 /* path of the staging file being written, NULL when none */
 	bool dirty;		 /* staging holds changes not yet sealed */
 	char *sealed;		 /* newest sealed record not yet taken by a worker, or NULL */
 	int64_t sealed_mtime;	 /* the mtime `sealed` commits */
 	int64_t uploading_mtime; /* the mtime `uploading` commits */
+	uint64_t uploading_res;	 /* cache room held by `uploading` */
 	int commit_err;		 /* last commit failure, reported at flush/fsync */
 };
+
 struct vfs_done {
 	char *path; /* the journal record */
 	unsigned char keyed[16];
 	uint64_t size;
+	uint64_t res; /* cache room it held, given back when it leaves the journal */
 };
 
 struct vfs_handle {
@@ -269,14 +276,16 @@ static void vfs_inode_put(struct vfs *v, struct vfs_inode *in)
 	 * Sealed records stay in the journal for the next mount (this is
 	 * unmount with uploads left over); unsealed staging was never closed.
 	 */
-	if (in->staging && (unlinked || !in->dirty))
+	if (in->staging && (unlinked || !in->dirty)) {
 		unlink(in->staging);
-	else if (in->staging)
+		cache_dirty_add(v->cache, -(int64_t)in->staging_res);
+	} else if (in->staging)
 		log_error("inode %llu: written but never closed; staging file %s dropped at the "
 			  "next mount",
 			  (unsigned long long)ino, in->staging);
 	if (in->fd >= 0)
 		close(in->fd);
+	cache_blob_put(in->blob);
 	free(in->staging);
 	free(in->sealed);
 	pthread_rwlock_destroy(&in->rw);
@@ -308,9 +317,12 @@ static int vfs_load_locked(struct vfs *v, struct vfs_inode *in, struct meta_attr
 		return 0;
 	}
 	/* new committed content (another mount's, or first open): drop the old copy */
-	if (in->fd >= 0 && !vfs_pending_locked(in)) {
-		close(in->fd);
+	if (!vfs_pending_locked(in)) {
+		if (in->fd >= 0)
+			close(in->fd);
 		in->fd = -1;
+		cache_blob_put(in->blob);
+		in->blob = NULL;
 	}
 	in->has_content = a->has_content;
 	memcpy(in->content, a->content, 16);
@@ -321,34 +333,40 @@ static int vfs_load_locked(struct vfs *v, struct vfs_inode *in, struct meta_attr
 }
 
 /*
- * Makes in->fd the current content for reading (the newest journal record
- * when one is pending, else the cached blob); *avail is how many bytes it
- * holds. Caller holds in->rw (write).
+ * Opens the journal record that holds a pending inode's content as in->fd.
+ * Caller holds in->rw (write).
  */
-static int vfs_content_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *avail)
+static int vfs_record_fd_locked(struct vfs_inode *in)
 {
 	const char *record = in->sealed ? in->sealed : in->uploading;
-	unsigned char sha[32];
+
+	if (in->fd >= 0 || !record)
+		return 0;
+	in->fd = open(record, O_RDONLY | O_CLOEXEC);
+	if (in->fd < 0) {
+		int ret = -errno;
+
+		log_error("inode %llu: cannot open journal record %s: %s",
+			  (unsigned long long)in->ino, record, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+/*
+ * Gets the committed blob of a clean inode from the read cache (nothing is
+ * fetched yet: reads fill it block by block). Caller holds in->rw (write).
+ */
+static int vfs_blob_locked(struct vfs *v, struct vfs_inode *in)
+{
+	unsigned char sha[32], *blocks = NULL;
+	size_t blocks_len = 0;
 	uint64_t size = 0;
 	int ret;
 
-	*avail = 0;
-	if (in->staging || record) {
-		if (in->fd < 0 && record) {
-			in->fd = open(record, O_RDONLY | O_CLOEXEC);
-			if (in->fd < 0) {
-				ret = -errno;
-				log_error("inode %llu: cannot open journal record %s: %s",
-					  (unsigned long long)in->ino, record, strerror(errno));
-				return ret;
-			}
-		}
-		*avail = in->size;
+	if (in->blob || !in->has_content)
 		return 0;
-	}
-	if (!in->has_content)
-		return 0;
-	ret = meta_blob_find(v->meta, in->content, sha, &size);
+	ret = meta_blob_find_blocks(v->meta, in->content, sha, &size, &blocks, &blocks_len);
 	if (ret == -ENOENT) {
 		char hex[CHECKSUM_HEX_SIZE];
 
@@ -359,10 +377,57 @@ static int vfs_content_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t *
 	}
 	if (ret)
 		return ret;
-	*avail = size;
-	if (in->fd >= 0)
+	if (blocks && blocks_len != CHECKSUM_BLOCK_HASH * checksum_block_count(size)) {
+		free(blocks); /* not a block list we can use: verify the whole blob */
+		blocks = NULL;
+	}
+	ret = cache_blob_get(v->cache, v->store, in->content, size, blocks, &in->blob);
+	free(blocks);
+	return ret;
+}
+
+/*
+ * Makes in->fd hold the current content's first `keep` bytes (to copy into
+ * a staging file); *avail is how many it holds. Caller holds in->rw (write).
+ */
+static int vfs_content_fd_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep,
+				 uint64_t *avail)
+{
+	int ret;
+
+	*avail = 0;
+	if (in->fd >= 0 || vfs_pending_locked(in)) {
+		ret = vfs_record_fd_locked(in);
+		if (!ret)
+			*avail = in->size;
+		return ret;
+	}
+	if (!in->has_content)
 		return 0;
-	return cache_blob_open(v->cache, v->store, in->content, size, &in->fd);
+	ret = vfs_blob_locked(v, in);
+	if (!ret)
+		ret = cache_blob_fill(in->blob, keep);
+	if (ret)
+		return ret;
+	in->fd = dup(cache_blob_fd(in->blob));
+	if (in->fd < 0)
+		return -errno;
+	*avail = in->size;
+	return 0;
+}
+
+/* Asks the cache for room before a staging file grows to `end` bytes. */
+static int vfs_reserve_locked(struct vfs *v, struct vfs_inode *in, uint64_t end)
+{
+	int ret;
+
+	if (end <= in->staging_res)
+		return 0;
+	ret = cache_dirty_reserve(v->cache, end - in->staging_res);
+	if (ret)
+		return ret;
+	in->staging_res = end;
+	return 0;
 }
 
 /*
@@ -378,15 +443,22 @@ static int vfs_stage_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep)
 	if (in->staging)
 		return 0;
 	if (keep > 0) {
-		ret = vfs_content_fd_locked(v, in, &avail);
+		ret = vfs_content_fd_locked(v, in, keep, &avail);
 		if (ret)
 			return ret;
 	}
-	ret = journal_staging_new(v->journal, in->ino, &fd, &path);
-	if (ret)
-		return ret;
 	if (keep > avail)
 		keep = avail;
+	in->staging_res = 0;
+	ret = vfs_reserve_locked(v, in, keep);
+	if (ret)
+		return ret;
+	ret = journal_staging_new(v->journal, in->ino, &fd, &path);
+	if (ret) {
+		cache_dirty_add(v->cache, -(int64_t)in->staging_res);
+		in->staging_res = 0;
+		return ret;
+	}
 	if (keep > 0) {
 		loff_t ioff = 0, ooff = 0;
 		uint64_t left = keep;
@@ -403,6 +475,8 @@ static int vfs_stage_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep)
 				close(fd);
 				unlink(path);
 				free(path);
+				cache_dirty_add(v->cache, -(int64_t)in->staging_res);
+				in->staging_res = 0;
 				return ret;
 			}
 			left -= (uint64_t)n;
@@ -434,9 +508,12 @@ static int vfs_seal_locked(struct vfs *v, struct vfs_inode *in)
 		/* an older record nobody has taken yet: this one holds it all */
 		journal_forget(v->journal, in->sealed);
 		free(in->sealed);
+		cache_dirty_add(v->cache, -(int64_t)in->sealed_res);
 	}
 	in->sealed = in->staging;
 	in->sealed_mtime = in->mtime;
+	in->sealed_res = in->staging_res;
+	in->staging_res = 0;
 	in->staging = NULL;
 	in->dirty = false;
 	vfs_enqueue(v, in);
@@ -503,9 +580,9 @@ static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct
 
 /* A committed record, to leave the journal after the next WAL flush. */
 static void vfs_done_later(struct vfs *v, const char *path, const unsigned char *keyed,
-			   uint64_t size)
+			   uint64_t size, uint64_t res)
 {
-	struct vfs_done d = {.path = strdup(path), .size = size};
+	struct vfs_done d = {.path = strdup(path), .size = size, .res = res};
 	bool added = false;
 
 	if (keyed)
@@ -529,8 +606,10 @@ static void vfs_done_later(struct vfs *v, const char *path, const unsigned char 
 	pthread_mutex_unlock(&v->stop_lock);
 	if (!added) {
 		/* no memory to wait: flush now (the WAL covers this commit after) */
-		if (meta_sync(v->meta) == 0)
+		if (meta_sync(v->meta) == 0) {
 			journal_forget(v->journal, path);
+			cache_dirty_add(v->cache, -(int64_t)res);
+		}
 		free(d.path);
 	}
 }
@@ -557,14 +636,17 @@ static void vfs_done_drain(struct vfs *v)
 	if (meta_sync(v->meta) != 0) {
 		/* keep them journaled; the next drain tries again */
 		for (size_t i = 0; i < n; i++) {
-			vfs_done_later(v, q[i].path, q[i].size ? q[i].keyed : NULL, q[i].size);
+			vfs_done_later(v, q[i].path, q[i].size ? q[i].keyed : NULL, q[i].size,
+				       q[i].res);
 			free(q[i].path);
 		}
 		free(q);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (q[i].size == 0 || cache_adopt(v->cache, q[i].path, q[i].keyed) < 0)
+		/* dirty first, so that adopting does not evict for bytes counted twice */
+		cache_dirty_add(v->cache, -(int64_t)q[i].res);
+		if (q[i].size == 0 || cache_adopt(v->cache, q[i].path, q[i].keyed, q[i].size) < 0)
 			journal_forget(v->journal, q[i].path);
 		else
 			journal_note(v->journal, q[i].path, NULL);
@@ -624,6 +706,8 @@ static char *vfs_take_locked(struct vfs *v, struct vfs_inode *in, int64_t *mtime
 	pthread_mutex_lock(&v->qlock);
 	in->uploading = path;
 	in->uploading_mtime = *mtime;
+	in->uploading_res = in->sealed_res;
+	in->sealed_res = 0;
 	pthread_mutex_unlock(&v->qlock);
 	return path;
 }
@@ -643,10 +727,12 @@ static void vfs_untake_locked(struct vfs *v, struct vfs_inode *in, char *path, b
 		/* written again meanwhile: the newer record holds it all */
 		journal_forget(v->journal, path);
 		free(path);
+		cache_dirty_add(v->cache, -(int64_t)in->uploading_res);
 		return;
 	}
 	in->sealed = path;
 	in->sealed_mtime = in->uploading_mtime;
+	in->sealed_res = in->uploading_res;
 }
 
 /*
@@ -691,6 +777,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 		if (fd >= 0)
 			close(fd);
 		pthread_rwlock_wrlock(&in->rw);
+		cache_dirty_add(v->cache, -(int64_t)in->uploading_res);
 		vfs_untake_locked(v, in, path, true);
 		pthread_rwlock_unlock(&in->rw);
 		return ret;
@@ -716,6 +803,9 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			pthread_rwlock_wrlock(&in->rw);
 			if (!ret) {
 				vfs_fault(v, VFS_FAULT_COMMITTED);
+				/* the cached blob of the content before is not ours any more */
+				cache_blob_put(in->blob);
+				in->blob = NULL;
 				if (size > 0) {
 					in->has_content = true;
 					memcpy(in->content, sum.keyed, 16);
@@ -726,7 +816,8 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 				in->version = a.version;
 				journal_note(v->journal, path, NULL);
 				/* leaves the journal once PostgreSQL has flushed the commit */
-				vfs_done_later(v, path, size ? sum.keyed : NULL, size);
+				vfs_done_later(v, path, size ? sum.keyed : NULL, size,
+					       in->uploading_res);
 				if (!in->staging && !in->sealed)
 					in->commit_err = 0;
 				vfs_untake_locked(v, in, path, true);
@@ -742,6 +833,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 				 (unsigned long long)in->ino, path);
 			pthread_rwlock_wrlock(&in->rw);
 			journal_forget(v->journal, path);
+			cache_dirty_add(v->cache, -(int64_t)in->uploading_res);
 			vfs_untake_locked(v, in, path, true);
 			pthread_rwlock_unlock(&in->rw);
 			close(fd);
@@ -962,6 +1054,8 @@ static int vfs_recover_one(void *arg, const struct journal_entry *e)
 	}
 	in->sealed = strdup(e->path);
 	in->sealed_mtime = e->mtime;
+	in->sealed_res = e->size;
+	cache_dirty_add(v->cache, (int64_t)e->size);
 	in->mtime = e->mtime;
 	in->size = e->size;
 	in->loaded = true;
@@ -1574,6 +1668,13 @@ int vfs_open_file(struct vfs *v, uint64_t ino, int flags, uint64_t *fh)
 	if (!in)
 		return -ENOMEM;
 	ret = meta_getattr(v->meta, ino, &a);
+	/*
+	 * The kernel's cached name led to an inode that is gone (replaced by
+	 * a rename, removed elsewhere): ESTALE makes it look the name up again
+	 * instead of failing the open, as POSIX wants for rename over a file.
+	 */
+	if (ret == -ENOENT)
+		ret = -ESTALE;
 	if (!ret && S_ISDIR(a.mode))
 		ret = -EISDIR;
 	if (ret) {
@@ -1587,19 +1688,21 @@ ssize_t vfs_read(struct vfs *v, uint64_t fh, char *buf, size_t size, off_t off)
 {
 	struct vfs_handle *h = (struct vfs_handle *)(uintptr_t)fh;
 	struct vfs_inode *in = h->in;
-	uint64_t avail = 0, end;
+	uint64_t end;
 	ssize_t ret = 0;
 	size_t done = 0;
 
 	if (off < 0)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&in->rw);
-	if (in->fd < 0 && (in->has_content || vfs_pending_locked(in))) {
-		/* first read: open the journal record or the cached blob (exclusive) */
+	if (in->fd < 0 && (vfs_pending_locked(in) || (in->has_content && !in->blob))) {
+		/* first read: open the journal record or get the cached blob (exclusive) */
 		pthread_rwlock_unlock(&in->rw);
 		pthread_rwlock_wrlock(&in->rw);
-		if (in->fd < 0)
-			ret = vfs_content_fd_locked(v, in, &avail);
+		if (vfs_pending_locked(in))
+			ret = vfs_record_fd_locked(in);
+		else if (in->fd < 0)
+			ret = vfs_blob_locked(v, in);
 		pthread_rwlock_unlock(&in->rw);
 		if (ret)
 			return ret;
@@ -1610,7 +1713,21 @@ ssize_t vfs_read(struct vfs *v, uint64_t fh, char *buf, size_t size, off_t off)
 	end = (uint64_t)off + size;
 	if (end > in->size)
 		end = in->size;
-	if (in->fd >= 0) {
+	if (in->fd < 0 && in->blob) {
+		/* clean content: the read cache fetches and verifies what is missing */
+		while ((uint64_t)off + done < end) {
+			ssize_t n = cache_blob_read(
+			    in->blob, buf + done, end - (uint64_t)off - done, (uint64_t)off + done);
+
+			if (n < 0) {
+				ret = n;
+				goto out;
+			}
+			if (n == 0)
+				break;
+			done += (size_t)n;
+		}
+	} else if (in->fd >= 0) {
 		while ((uint64_t)off + done < end) {
 			ssize_t n = pread(in->fd, buf + done, end - (uint64_t)off - done,
 					  off + (off_t)done);
@@ -1653,6 +1770,10 @@ ssize_t vfs_write(struct vfs *v, uint64_t fh, const char *buf, size_t size, off_
 		goto out;
 	if (h->flags & O_APPEND)
 		off = (off_t)in->size;
+	/* room in the cache first: waits while uploads drain, then ENOSPC */
+	ret = vfs_reserve_locked(v, in, (uint64_t)off + size);
+	if (ret)
+		goto out;
 	while (done < size) {
 		ssize_t n = pwrite(in->fd, buf + done, size - done, off + (off_t)done);
 

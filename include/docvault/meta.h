@@ -170,6 +170,13 @@ int meta_removexattr(struct meta *m, uint64_t ino, const char *name, int64_t now
 int meta_blob_find(struct meta *m, const unsigned char *keyed, unsigned char *sha256,
 		   uint64_t *size);
 /*
+ * The same, plus the blob's per-block hashes (CHECKSUM_BLOCK_HASH bytes per
+ * CHECKSUM_BLOCK_SIZE block) into *blocks (malloc'ed; NULL when the blob
+ * was recorded without them).
+ */
+int meta_blob_find_blocks(struct meta *m, const unsigned char *keyed, unsigned char *sha256,
+			  uint64_t *size, unsigned char **blocks, size_t *blocks_len);
+/*
  * Points the inode at new content in one transaction: records the blob (or
  * takes a reference on it), drops the old blob's reference, sets size and
  * mtime, bumps version. sum NULL means empty content. The blob must already
