@@ -1,0 +1,333 @@
+/*
+ * test_extract.c - text extraction: the pure converters (HTML, Markdown,
+ * plain text with Latin-1, office XML), the zip reader, and extract_file()
+ * on every fixture in tests/fixtures/docs (made by make.py there): MIME
+ * types, text from each format, no text from a binary or an empty file, a
+ * corrupt PDF that fails with a reason, and a PDF bomb that hits the CPU,
+ * memory and wall-clock limits and fails only its document.
+ * Needs DV_SOURCE_DIR (set by ctest); fails loudly without it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "docvault/extract.h"
+
+static char fixture_dir[4096];
+
+static const char *fixture(const char *name)
+{
+	static char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", fixture_dir, name);
+	return path;
+}
+
+static bool valid_utf8(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = extract_utf8_seq((const unsigned char *)s + i, n - i);
+
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+static void test_utf8(void)
+{
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"a", 1), 1);
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xc3\xa9", 2), 2);
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xe2\x82\xac", 3), 3);
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xc0\xaf", 2), 0);	 /* overlong */
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xe9", 1), 0);
+	CHECK_EQ(extract_utf8_seq((const unsigned char *)"\xc3\xa9", 1), 0); /* cut short */
+}
+
+static void test_plain(void)
+{
+	struct extract_buf b = {0};
+
+	CHECK_EQ(extract_plain("caf\xe9 \x93q\x94\r\nnul\0x\n\xc3\xa9", 18, &b), 0);
+	CHECK_STREQ(b.data, "caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d\nnul x\n\xc3\xa9");
+	extract_buf_free(&b);
+
+	/* max cuts on a character boundary and says so */
+	b.max = 4;
+	CHECK_EQ(extract_plain("ab\xc3\xa9\xc3\xa9", 6, &b), 0);
+	CHECK_STREQ(b.data, "ab\xc3\xa9");
+	CHECK(b.full);
+	extract_buf_free(&b);
+	b.max = 3;
+	CHECK_EQ(extract_plain("ab\xc3\xa9", 4, &b), 0);
+	CHECK_STREQ(b.data, "ab");
+	extract_buf_free(&b);
+}
+
+static void test_html(void)
+{
+	static const char html[] =
+	    "<html><head><title>T&amp;T</title><style>p{color:red}</style>"
+	    "<SCRIPT type=\"x\">if (a < b) document.write('<p>no</p>')</SCRIPT></head>"
+	    "<body><h1 class=\"a>b\">Head</h1><p>One&nbsp;two &#8212; &#x1F600; &eacute;&copy; "
+	    "&bogus; 5 &lt; 6 &amp 7</p><!-- hidden --><p>line<br/>break</p>"
+	    "<table><tr><td>c1</td><td>c2</td></tr></table>a < b</body></html>";
+	struct extract_buf b = {0};
+
+	CHECK_EQ(extract_html(html, sizeof(html) - 1, &b), 0);
+	CHECK_STREQ(b.data, "T&T\n\nHead\n\nOne two \xe2\x80\x94 \xf0\x9f\x98\x80 \xc3\xa9\xc2\xa9 "
+			    "&bogus; 5 < 6 & 7\n\nline\nbreak\n\nc1 c2\n\na < b");
+	extract_buf_free(&b);
+}
+
+static void test_markdown(void)
+{
+	static const char md[] = "# Title #\n\nSome **bold** and _em_ text, snake_case kept, "
+				 "[a link](http://x/y) and ![alt text](img.png) and `code`.\n\n"
+				 "- [x] done item\n1. first\n> quoted\n\n---\n\n"
+				 "| a | b |\n|---|---|\n| 1 | 2 |\n\n```c\nint x;\n```\n"
+				 "[ref]: http://example.org\n";
+	struct extract_buf b = {0};
+
+	CHECK(extract_looks_markdown(md, sizeof(md) - 1));
+	CHECK(!extract_looks_markdown("just text\nno markup here.\n", 26));
+	CHECK_EQ(extract_markdown(md, sizeof(md) - 1, &b), 0);
+	CHECK_STREQ(b.data, "Title\n\nSome bold and em text, snake_case kept, a link and alt text "
+			    "and code.\n\ndone item\nfirst\nquoted\n\na b\n\n1 2\n\nint x;");
+	extract_buf_free(&b);
+}
+
+static void test_xml(void)
+{
+	static const char docx[] =
+	    "<w:document><w:body><w:p><w:r><w:t>Hel</w:t></w:r><w:r><w:t>lo &amp; "
+	    "bye</w:t></w:r></w:p><w:p><w:r><w:instrText>PAGE</w:instrText><w:t>A</w:t><w:tab/>"
+	    "<w:t>B</w:t><w:br/><w:t>C</w:t></w:r></w:p></w:body></w:document>";
+	static const char odt[] = "<office:text><text:h>H</text:h><text:p>x<text:s/>y"
+				  "<text:line-break/>z</text:p></office:text>";
+	struct extract_buf b = {0};
+
+	CHECK_EQ(extract_xml(docx, sizeof(docx) - 1, true, &b), 0);
+	CHECK_STREQ(b.data, "Hello & bye\n\nA B\nC");
+	extract_buf_free(&b);
+	CHECK_EQ(extract_xml(odt, sizeof(odt) - 1, true, &b), 0);
+	CHECK_STREQ(b.data, "H\n\nx y\nz");
+	extract_buf_free(&b);
+	CHECK_EQ(extract_xml("<a><b>x</b><c>y</c></a>", 23, false, &b), 0);
+	CHECK_STREQ(b.data, "x y");
+	extract_buf_free(&b);
+}
+
+static void test_zip(void)
+{
+	int fd = open(fixture("doc.docx"), O_RDONLY | O_CLOEXEC);
+	bool trunc;
+	size_t len;
+	char *data;
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_EQ(extract_zip_member(fd, "word/document.xml", 1 << 20, &data, &len, &trunc), 0);
+	CHECK(data && strstr(data, "<w:t xml:space=\"preserve\">Apple trees"));
+	CHECK(!trunc);
+	free(data);
+	CHECK_EQ(extract_zip_member(fd, "word/document.xml", 100, &data, &len, &trunc), 0);
+	CHECK_EQ(len, 100);
+	CHECK(trunc);
+	free(data);
+	CHECK_EQ(extract_zip_member(fd, "word/nothere.xml", 100, &data, &len, &trunc), -ENOENT);
+	CHECK(data == NULL);
+	close(fd);
+
+	fd = open(fixture("doc.odt"), O_RDONLY | O_CLOEXEC); /* a stored member */
+	CHECK_EQ(extract_zip_member(fd, "mimetype", 100, &data, &len, &trunc), 0);
+	CHECK_STREQ(data, "application/vnd.oasis.opendocument.text");
+	free(data);
+	close(fd);
+
+	fd = open(fixture("text.txt"), O_RDONLY | O_CLOEXEC); /* not a zip */
+	CHECK_EQ(extract_zip_member(fd, "content.xml", 100, &data, &len, &trunc), -EINVAL);
+	close(fd);
+}
+
+static const struct extract_limits limits = {
+    .cpu_limit = 30, .mem_limit = 512u << 20, .wall_limit = 60, .text_max = 4u << 20};
+
+/* Extracts a fixture; checks the MIME type and that the text holds every word. */
+static void check_doc(const char *name, const char *mime, const char *const *words)
+{
+	struct extract_result r;
+	int ret = extract_file(&limits, fixture(name), &r);
+
+	CHECK_EQ(ret, 0);
+	if (ret)
+		fprintf(stderr, "%s: %s\n", name, r.error);
+	CHECK_STREQ(r.mime, mime);
+	CHECK(r.error[0] == '\0');
+	CHECK(r.text != NULL);
+	if (!r.text) {
+		fprintf(stderr, "%s: no text\n", name);
+		extract_result_free(&r);
+		return;
+	}
+	CHECK_EQ(strlen(r.text), r.text_len);
+	CHECK(valid_utf8(r.text, r.text_len));
+	for (; *words; words++) {
+		if (!strstr(r.text, *words)) {
+			fprintf(stderr, "%s: \"%s\" not in the text:\n%s\n", name, *words, r.text);
+			CHECK(0);
+		}
+	}
+	extract_result_free(&r);
+}
+
+static void test_fixtures(void)
+{
+	struct extract_result r;
+
+	check_doc("text.txt", "text/plain",
+		  (const char *const[]){"Streaming replication ships", "major versions.", NULL});
+	check_doc("latin1.txt", "text/plain",
+		  (const char *const[]){"Caf\xc3\xa9 cr\xc3\xa8me",
+					"fran\xc3\xa7"
+					"aise",
+					NULL});
+	check_doc("doc.md", "text/markdown",
+		  (const char *const[]){"Lighthouse keepers tended the lamp and the lens",
+					"See the history of lighthouses for more.", NULL});
+	check_doc("page.html", "text/html",
+		  (const char *const[]){"Beekeeping basics", "late summer & the bees",
+					"Bees \xe2\x80\x94 and their honey", NULL});
+	check_doc("doc.pdf", "application/pdf",
+		  (const char *const[]){"Glaciers are rivers of ice", "moraines", NULL});
+	check_doc("doc.docx",
+		  "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+		  (const char *const[]){"Orchard care through the seasons\n\nApple trees", NULL});
+	check_doc("doc.odt", "application/vnd.oasis.opendocument.text",
+		  (const char *const[]){"Amateur astronomy\n\nA telescope gathers light", NULL});
+	check_doc("text.txt.gz", "application/gzip",
+		  (const char *const[]){"A volcano erupts when gas pressure", NULL});
+
+	/* no text: not an error */
+	CHECK_EQ(extract_file(&limits, fixture("binary.bin"), &r), 0);
+	CHECK_STREQ(r.mime, "application/octet-stream");
+	CHECK(r.text == NULL && r.text_len == 0 && r.error[0] == '\0');
+	extract_result_free(&r);
+	CHECK_EQ(extract_file(&limits, fixture("empty.txt"), &r), 0);
+	CHECK(strstr(r.mime, "empty") != NULL);
+	CHECK(r.text == NULL && r.error[0] == '\0');
+	extract_result_free(&r);
+
+	/* the HTML's script, style and comment are gone */
+	CHECK_EQ(extract_file(&limits, fixture("page.html"), &r), 0);
+	CHECK(r.text && !strstr(r.text, "SECRET") && !strchr(r.text, '{') &&
+	      !strstr(r.text, "<p>"));
+	extract_result_free(&r);
+
+	/* a corrupt PDF fails its document with pdftotext's reason */
+	CHECK_EQ(extract_file(&limits, fixture("corrupt.pdf"), &r), -EINVAL);
+	CHECK_STREQ(r.mime, "application/pdf");
+	CHECK(strstr(r.error, "pdftotext") != NULL);
+	CHECK(r.text == NULL);
+	fprintf(stderr, "corrupt.pdf: %s\n", r.error);
+	extract_result_free(&r);
+
+	/* a missing file is no bad document: worth a retry */
+	CHECK_EQ(extract_file(&limits, fixture("no-such-file"), &r), -EIO);
+	CHECK(strstr(r.error, "No such file") != NULL);
+	extract_result_free(&r);
+}
+
+static void test_text_max(void)
+{
+	struct extract_limits l = limits;
+	struct extract_result r;
+
+	l.text_max = 50;
+	CHECK_EQ(extract_file(&l, fixture("latin1.txt"), &r), 0);
+	CHECK(r.text_len <= 50 && r.text_len > 40);
+	CHECK(valid_utf8(r.text, r.text_len));
+	extract_result_free(&r);
+	l.text_max = 100;
+	CHECK_EQ(extract_file(&l, fixture("doc.pdf"), &r), 0);
+	CHECK(r.text_len <= 100 && r.text_len > 90);
+	CHECK(strncmp(r.text, "Glaciers", 8) == 0);
+	extract_result_free(&r);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* bomb.pdf makes pdftotext run for seconds and grow past a gigabyte. */
+static void test_bomb(void)
+{
+	struct extract_limits l = limits;
+	struct extract_result r;
+	double t0;
+
+	l.cpu_limit = 1;
+	l.mem_limit = 0;
+	t0 = now();
+	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK(strstr(r.error, "CPU limit") != NULL);
+	CHECK(now() - t0 < 10);
+	fprintf(stderr, "bomb.pdf, cpu: %s\n", r.error);
+	extract_result_free(&r);
+
+	l = limits;
+	l.mem_limit = 128u << 20;
+	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK(r.error[0] != '\0');
+	fprintf(stderr, "bomb.pdf, memory: %s\n", r.error);
+	extract_result_free(&r);
+
+	l = limits;
+	l.mem_limit = 0;
+	l.cpu_limit = 0;
+	l.wall_limit = 0.5;
+	t0 = now();
+	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK(strstr(r.error, "wall-clock limit") != NULL);
+	CHECK(now() - t0 < 3);
+	extract_result_free(&r);
+
+	/* the caller is fine afterwards */
+	check_doc("doc.pdf", "application/pdf", (const char *const[]){"Glaciers", NULL});
+}
+
+int main(void)
+{
+	const char *src = getenv("DV_SOURCE_DIR");
+
+	if (!src || !*src) {
+		fprintf(stderr, "test_extract: DV_SOURCE_DIR is not set (run under ctest)\n");
+		return 1;
+	}
+	snprintf(fixture_dir, sizeof(fixture_dir), "%s/tests/fixtures/docs", src);
+	if (access(fixture("text.txt"), R_OK) != 0) {
+		fprintf(stderr, "test_extract: no fixtures in %s\n", fixture_dir);
+		return 1;
+	}
+	test_utf8();
+	test_plain();
+	test_html();
+	test_markdown();
+	test_xml();
+	test_zip();
+	test_fixtures();
+	test_text_max();
+	test_bomb();
+	return test_done();
+}
