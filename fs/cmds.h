@@ -1,0 +1,30 @@
+/*
+ * cmds.h - the document subcommands (fs/cmd_worker.c): `docvault worker`,
+ * a processing worker process that may run on any machine that reaches the
+ * vault's PostgreSQL and store, and `docvault duplicates`, the groups of
+ * documents that share content. Each takes the subcommand's argv (argv[0]
+ * is the subcommand's name), prints what went wrong in one line naming the
+ * file, server or path, and returns the exit status (0 ok, 1 failure,
+ * 2 usage).
+ */
+#ifndef DOCVAULT_CMDS_H
+#define DOCVAULT_CMDS_H
+
+#include <stdio.h>
+
+struct meta;
+
+extern const char cmd_worker_usage[];
+extern const char cmd_duplicates_usage[];
+
+int cmd_worker(int argc, char **argv);
+int cmd_duplicates(int argc, char **argv);
+
+/*
+ * Prints the documents by processing status (ready, waiting to retry,
+ * processing, completed, failed) and the age of the oldest queued job,
+ * for `docvault status`. Returns 0 or a negative errno (already logged).
+ */
+int cmd_print_doc_counts(struct meta *m, FILE *out);
+
+#endif
