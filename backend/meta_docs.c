@@ -323,7 +323,9 @@ int meta_docs_tags_write(struct meta *m, uint64_t ino, const char *value, size_t
 		if (first)
 			edit = value[s] == '+' || value[s] == '-';
 		first = false;
-		if (edit && (value[s] == '+' || value[s] == '-')) {
+		/* a sign is never part of a tag: "+t" adds t, "-t" removes it (replacing: omits it)
+		 */
+		if (value[s] == '+' || value[s] == '-') {
 			sign = value[s] == '-' ? -1 : 1;
 			s++;
 			while (s < e && (value[s] == ' ' || value[s] == '\t'))

@@ -79,7 +79,7 @@ static const char *const meta_sql[ST_COUNT] = {
     [ST_RENAME] = "SELECT " META_RESULT_COLS " FROM dv_rename($1, $2, $3, $4, $5, $6, $7)",
     [ST_FREE] = "SELECT dv_free($1)",
     [ST_SETATTR] = "SELECT " META_RESULT_COLS " FROM dv_setattr($1, $2, $3, $4, $5, $6, $7, $8)",
-    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7)",
+    [ST_COMMIT] = "SELECT " META_RESULT_COLS " FROM dv_commit($1, $2, $3, $4, $5, $6, $7, $8)",
     [ST_READLINK] = "SELECT mode, target FROM dv_inodes WHERE id = $1",
     [ST_READDIR] = "SELECT d.pos, d.name, i.id, i.mode, i.uid, i.gid, i.nlink, i.size, "
 		   "i.rdev, i.atime, i.mtime, i.ctime, i.crtime, i.version, i.content "
@@ -89,7 +89,7 @@ static const char *const meta_sql[ST_COUNT] = {
     [ST_LISTXATTR] = "SELECT name FROM dv_xattrs WHERE ino = $1 ORDER BY name",
     [ST_SETXATTR] = "SELECT dv_setxattr($1, $2, $3, $4, $5)",
     [ST_REMOVEXATTR] = "SELECT dv_removexattr($1, $2, $3)",
-    [ST_BLOB_FIND] = "SELECT sha256, size FROM dv_blobs WHERE hash = $1",
+    [ST_BLOB_FIND] = "SELECT sha256, size, blocks FROM dv_blobs WHERE hash = $1",
     [ST_HEARTBEAT] = "UPDATE dv_sessions SET heartbeat = now() WHERE id = $1",
     [ST_PARENT] = "SELECT parent FROM dv_dentries WHERE ino = $1 LIMIT 1",
     /* a transaction with an xid, committed synchronously: flushes the WAL so far */
@@ -1131,6 +1131,13 @@ int meta_blob_find(struct meta *m, const unsigned char *keyed, unsigned char *sh
 int meta_commit(struct meta *m, uint64_t ino, const struct checksum *sum, uint64_t size,
 		int64_t mtime, int64_t now, struct meta_attr *out)
 {
+	return meta_commit_blocks(m, ino, sum, NULL, 0, size, mtime, now, out);
+}
+
+int meta_commit_blocks(struct meta *m, uint64_t ino, const struct checksum *sum,
+		       const unsigned char *blocks, size_t blocks_len, uint64_t size, int64_t mtime,
+		       int64_t now, struct meta_attr *out)
+{
 	struct meta_params p = {0};
 
 	meta_p_i64(&p, (int64_t)ino);
@@ -1147,6 +1154,10 @@ int meta_commit(struct meta *m, uint64_t ino, const struct checksum *sum, uint64
 	}
 	meta_p_i64(&p, mtime);
 	meta_p_i64(&p, now);
+	if (sum && blocks)
+		meta_p_bytes(&p, blocks, blocks_len);
+	else
+		meta_p_null(&p);
 	return meta_call(m, ST_COMMIT, &p, out, NULL);
 }
 
@@ -1263,7 +1274,38 @@ int meta_sync(struct meta *m)
 int meta_blob_find_blocks(struct meta *m, const unsigned char *keyed, unsigned char *sha256,
 			  uint64_t *size, unsigned char **blocks, size_t *blocks_len)
 {
+	struct meta_params p = {0};
+	PGresult *res;
+	int ret;
+
 	*blocks = NULL;
 	*blocks_len = 0;
-	return meta_blob_find(m, keyed, sha256, size);
+	meta_p_bytes(&p, keyed, 16);
+	ret = meta_exec(m, ST_BLOB_FIND, &p, &res);
+	if (ret)
+		return ret;
+	if (PQntuples(res) != 1 || meta_get_bytea(res, 0, 0, sha256, 32) != 32) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	*size = (uint64_t)meta_get_i64(res, 0, 1);
+	if (!PQgetisnull(res, 0, 2)) {
+		size_t cap = (size_t)PQgetlength(res, 0, 2) / 2;
+		ssize_t n;
+
+		*blocks = malloc(cap ? cap : 1);
+		if (!*blocks) {
+			PQclear(res);
+			return -ENOMEM;
+		}
+		n = meta_get_bytea(res, 0, 2, *blocks, cap);
+		if (n < 0) {
+			free(*blocks);
+			*blocks = NULL;
+		} else {
+			*blocks_len = (size_t)n;
+		}
+	}
+	PQclear(res);
+	return 0;
 }

@@ -25,6 +25,7 @@
 #include "docvault/store.h"
 #include "docvault/vfs.h"
 #include "cmd_sync.h"
+#include "cmds.h"
 #include "ops.h"
 
 struct main_cmd {
@@ -162,6 +163,7 @@ static int main_status(int argc, char **argv)
 	printf("bytes stored:  %llu (%llu distinct contents, after dedup)\n",
 	       (unsigned long long)s.blob_bytes, (unsigned long long)s.blobs);
 	printf("mounts alive:  %llu\n", (unsigned long long)s.sessions_alive);
+	cmd_print_doc_counts(m, stdout);
 	cmd_queue_status(&cfg);
 	meta_close(m);
 	config_free(&cfg);
@@ -453,6 +455,8 @@ static const struct main_cmd main_cmds[] = {
      "done (no mount serves the cache directory, the database is unreachable, or\n"
      "--timeout passed; uploads that fail are retried by the mount meanwhile, and\n"
      "their reason is shown).\n"},
+    {"worker", cmd_worker, "process documents from the queue (a worker process)", cmd_worker_usage},
+    {"duplicates", cmd_duplicates, "list documents that share content", cmd_duplicates_usage},
     {"help", main_help, "describe a subcommand", "usage: docvault help [SUBCOMMAND]\n"},
     {"version", main_version, "print the version", "usage: docvault version\n"},
 };

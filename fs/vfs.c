@@ -35,11 +35,13 @@
 #include "docvault/cache.h"
 #include "docvault/checksum.h"
 #include "docvault/config.h"
+#include "docvault/jobs.h"
 #include "docvault/journal.h"
 #include "docvault/log.h"
 #include "docvault/meta.h"
 #include "docvault/store.h"
 #include "docvault/vfs.h"
+#include "vfs_priv.h"
 
 #define VFS_BUCKETS	      1024
 #define VFS_HEARTBEAT_S	      10
@@ -96,6 +98,7 @@ struct vfs {
 	struct store *store;
 	struct cache *cache;
 	struct journal *journal;
+	struct jobs *jobs; /* document processing threads, NULL when [processing] workers = 0 */
 	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	uint64_t sid;
 	pthread_mutex_t lock;
@@ -250,6 +253,7 @@ static struct vfs_inode *vfs_inode_find(struct vfs *v, uint64_t ino)
 
 static void vfs_free_drain(struct vfs *v);
 static void vfs_done_drain(struct vfs *v);
+static int vfs_upload_workers(const struct dv_config *cfg);
 static void vfs_enqueue(struct vfs *v, struct vfs_inode *in);
 
 /* True while the inode has content this mount has not committed yet. */
@@ -548,14 +552,15 @@ static void vfs_fault(struct vfs *v, int step)
  * Hashes a journal record and makes its blob durable in the store unless
  * it is already there (dedup, confirmed by SHA-256). No locks held.
  */
-static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct checksum *sum)
+static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct checksum *sum,
+		      unsigned char **blocks, size_t *blocks_len)
 {
 	unsigned char known_sha[32];
 	char key[STORE_BLOB_KEY_SIZE];
 	uint64_t known_size;
 	int ret;
 
-	ret = checksum_fd(fd, size, v->secret, sum);
+	ret = checksum_fd_blocks(fd, size, v->secret, sum, blocks, blocks_len);
 	if (ret) {
 		log_error("inode %llu: cannot read its journal record: %s", (unsigned long long)ino,
 			  strerror(-ret));
@@ -784,8 +789,10 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 	}
 	for (;; attempt++) {
 		uint64_t size = (uint64_t)st.st_size;
+		unsigned char *blocks = NULL;
+		size_t blocks_len = 0;
 
-		ret = size > 0 ? vfs_upload(v, in->ino, fd, size, &sum) : 0;
+		ret = size > 0 ? vfs_upload(v, in->ino, fd, size, &sum, &blocks, &blocks_len) : 0;
 		if (!ret) {
 			vfs_fault(v, VFS_FAULT_UPLOADED);
 			/*
@@ -796,8 +803,10 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			pthread_mutex_lock(&v->qlock);
 			mtime = in->uploading_mtime;
 			pthread_mutex_unlock(&v->qlock);
-			ret = meta_commit(v->meta, in->ino, size ? &sum : NULL, size, mtime,
-					  vfs_now(), &a);
+			ret = meta_commit_blocks(v->meta, in->ino, size ? &sum : NULL, blocks,
+						 blocks_len, size, mtime, vfs_now(), &a);
+			free(blocks);
+			blocks = NULL;
 			if (!ret)
 				vfs_commit_mtime_fixup(v, in, mtime, &a);
 			pthread_rwlock_wrlock(&in->rw);
@@ -827,6 +836,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			}
 			pthread_rwlock_unlock(&in->rw);
 		}
+		free(blocks); /* the upload failed after hashing */
 		if (ret == -ENOENT) {
 			log_warn("inode %llu: gone from PostgreSQL before its content was "
 				 "committed; journal record %s dropped",
@@ -1103,7 +1113,11 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	ret = meta_open(cfg->database.conninfo, cfg->database.pool_size, &v->meta, err, errlen);
+	/* FUSE threads, upload workers, processing workers and the heartbeat share the pool */
+	ret = meta_open(cfg->database.conninfo,
+			cfg->database.pool_size + vfs_upload_workers(cfg) +
+			    cfg->processing.workers + 1,
+			&v->meta, err, errlen);
 	if (ret)
 		goto fail;
 	ret = meta_check(v->meta, v->secret, err, errlen);
@@ -1150,17 +1164,22 @@ fail:
 
 int vfs_start(struct vfs *v)
 {
-	int n = v->cfg->cache.upload_workers;
+	int n = vfs_upload_workers(v->cfg);
 	int ret = pthread_create(&v->heartbeat, NULL, vfs_heartbeat_main, v);
 
 	if (ret)
 		return -ret;
 	v->heartbeat_running = true;
-	if (n <= 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (v->cfg->processing.workers > 0) {
+		char name[300], host[256] = "?", tmp[4096];
 
-		n = cpus > 2 ? (int)cpus : 2;
-		n *= 2; /* uploads wait on the network more than on the CPU */
+		gethostname(host, sizeof(host) - 1);
+		snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
+		snprintf(tmp, sizeof(tmp), "%s/tmp", v->cfg->cache.dir);
+		ret = jobs_start(v->cfg, v->meta, v->store, tmp, v->cfg->processing.workers, name,
+				 &v->jobs);
+		if (ret)
+			return ret;
 	}
 	v->workers = calloc((size_t)n, sizeof(*v->workers));
 	if (!v->workers)
@@ -1171,6 +1190,18 @@ int vfs_start(struct vfs *v)
 			return -ret;
 	}
 	return 0;
+}
+
+/* Upload threads: [cache] upload_workers, or twice the CPUs (at least 4). */
+static int vfs_upload_workers(const struct dv_config *cfg)
+{
+	long cpus;
+
+	if (cfg->cache.upload_workers > 0)
+		return cfg->cache.upload_workers;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	/* uploads wait on the network more than on the CPU */
+	return 2 * (cpus > 2 ? (int)cpus : 2);
 }
 
 /* Unmount: waits up to [cache] unmount_wait for the queue, then stops the workers. */
@@ -1239,6 +1270,7 @@ void vfs_close(struct vfs *v)
 			pthread_rwlock_unlock(&in->rw);
 		}
 	vfs_drain(v);
+	jobs_stop(v->jobs);
 	vfs_free_drain(v);
 	free(v->freeq);
 	vfs_done_drain(v);
@@ -1972,21 +2004,40 @@ int vfs_setxattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const c
 		return ret;
 	if (size > META_XATTR_SIZE_MAX)
 		return -E2BIG;
+	ret = vfs_docs_setxattr(v, ino, name, value, size);
+	if (ret != -ENOTSUP)
+		return ret;
 	return meta_setxattr(v->meta, ino, name, value, size, flags, vfs_now());
 }
 
 ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size_t size)
 {
 	int ret = vfs_xattr_name_ok(name);
+	ssize_t n;
 
 	if (ret)
 		return ret == -EOPNOTSUPP ? -ENODATA : ret;
+	n = vfs_docs_getxattr(v, ino, name, buf, size);
+	if (n != -ENOTSUP)
+		return n;
 	return meta_getxattr(v->meta, ino, name, buf, size);
 }
 
 ssize_t vfs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size)
 {
-	return meta_listxattr(v->meta, ino, buf, size);
+	ssize_t own = vfs_docs_listxattr(v, ino, buf, size), plain;
+
+	if (own < 0)
+		return own;
+	if (size > 0 && (size_t)own > size)
+		return -ERANGE;
+	plain =
+	    meta_listxattr(v->meta, ino, size ? buf + own : NULL, size ? size - (size_t)own : 0);
+	if (plain < 0)
+		return plain;
+	if (size > 0 && (size_t)own == size && plain > 0)
+		return -ERANGE; /* no room left, and size 0 asked for the length */
+	return own + plain;
 }
 
 int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
@@ -1995,5 +2046,34 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
 
 	if (ret)
 		return ret == -EOPNOTSUPP ? -ENODATA : ret;
+	ret = vfs_docs_removexattr(v, ino, name);
+	if (ret != -ENOTSUP)
+		return ret;
 	return meta_removexattr(v->meta, ino, name, vfs_now());
+}
+
+/* ---- for the rest of the vfs layer (vfs_priv.h) ---- */
+
+struct meta *vfs_meta(struct vfs *v)
+{
+	return v->meta;
+}
+
+bool vfs_is_pending(struct vfs *v, uint64_t ino)
+{
+	struct vfs_inode *in = vfs_inode_find(v, ino);
+	bool pending = false;
+
+	if (!in)
+		return false;
+	pthread_rwlock_rdlock(&in->rw);
+	pending = vfs_pending_locked(in);
+	pthread_rwlock_unlock(&in->rw);
+	vfs_inode_put(v, in);
+	return pending;
+}
+
+int64_t vfs_clock_ns(void)
+{
+	return vfs_now();
 }

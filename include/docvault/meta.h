@@ -184,6 +184,10 @@ int meta_blob_find_blocks(struct meta *m, const unsigned char *keyed, unsigned c
  */
 int meta_commit(struct meta *m, uint64_t ino, const struct checksum *sum, uint64_t size,
 		int64_t mtime, int64_t now, struct meta_attr *out);
+/* The same, recording the blob's per-block hashes (checksum_fd_blocks) with it. */
+int meta_commit_blocks(struct meta *m, uint64_t ino, const struct checksum *sum,
+		       const unsigned char *blocks, size_t blocks_len, uint64_t size, int64_t mtime,
+		       int64_t now, struct meta_attr *out);
 
 int meta_stats(struct meta *m, struct meta_stats *out);
 

@@ -287,11 +287,12 @@ dv_make_tree() {
 }
 
 # dv_xattrs DIR: the user.* attributes below DIR, one "path name=value"
-# line each, sorted; docvault's own user.docvault.* are left out.
+# line each, sorted; docvault's own (user.docvault.*, and the tags it
+# shows as user.xdg.tags) are left out: they are computed from the content.
 dv_xattrs() {
 	(cd "$1" && getfattr -R -h -d -e hex -m '^user\.' . 2>/dev/null) |
 		awk '/^# file: / { f = substr($0, 9); next }
-		     /^user\.docvault\./ { next }
+		     /^user\.docvault\./ || /^user\.xdg\.tags=/ { next }
 		     /=/ || /^user\./ { print f " " $0 }' | LC_ALL=C sort
 }
 
@@ -726,4 +727,319 @@ dv_done() {
 	fi
 	((DV_FAILED == 0))
 	exit $?
+}
+
+# --- the write-back cache: config edits, sync, crashes, private servers ------
+#
+# Used by the wb_*.sh cases (issue 4). Private servers: a case that stops or
+# restarts PostgreSQL or the S3 server never touches the shared ones (other
+# cases use them at the same time); it starts its own with tools/lib/pg.sh
+# or tools/lib/rgw.sh before dv_setup, and the cleanup stops them.
+
+DV_TOOLS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tools/lib" 2>/dev/null && pwd)
+DV_PRIVATE_PG=''
+DV_PRIVATE_RGW=''
+DV_RGW_EXE=''
+DV_RGW_ARGS=()
+DV_FRESH_CACHES=0
+
+# dv_conf_set SECTION KEY VALUE: sets KEY = VALUE in [SECTION] of $DV_CONF,
+# replacing the key's line or adding one at the end of the section (and the
+# section at the end of the file if it has none). Takes effect at the next
+# mount.
+dv_conf_set() {
+	local section=$1 key=$2 value=$3
+	awk -v s="[$section]" -v k="$key" -v v="$value" '
+		function emit() { if (in_s && !done) { print k " = " v; done = 1 } }
+		/^\[/ { emit(); in_s = ($0 == s); if (in_s) seen = 1; print; next }
+		in_s && $0 ~ ("^[ \t]*" k "[ \t]*=") { if (!done) print k " = " v; done = 1; next }
+		{ print }
+		END { emit(); if (!seen) { print ""; print s; print k " = " v } }' \
+		"$DV_CONF" >"$DV_CONF.new" || dv_die "dv_conf_set: cannot rewrite $DV_CONF"
+	chmod 600 "$DV_CONF.new"
+	mv -f "$DV_CONF.new" "$DV_CONF"
+}
+
+# dv_sync WHAT [ARGS...]: `docvault sync -c $DV_CONF --timeout 150 ARGS`
+# exits 0 (every journaled commit is done); its output is shown on failure.
+# No-op in dir mode.
+dv_sync() {
+	local what=$1
+	shift
+	dv_mode_is_dir && return 0
+	dv_assert_ok "$what: docvault sync exits 0" \
+		timeout 200 "$DOCVAULT_BIN" sync -c "$DV_CONF" --timeout 150 "$@"
+}
+
+# dv_queue_line: the "queue:" line of `docvault status` (empty if none).
+dv_queue_line() {
+	"$DOCVAULT_BIN" status -c "$DV_CONF" 2>&1 | grep -m 1 '^queue:'
+}
+
+# dv_queue_files: the number of files waiting in the queue (the number
+# before "file" on the queue: line), empty if there is no such line.
+dv_queue_files() {
+	dv_queue_line | grep -oE '[0-9]+ +files?' | head -n 1 | grep -oE '^[0-9]+'
+}
+
+# dv_assert_queue_empty WHAT: `docvault status` has a "queue:" line that
+# says "empty", or 0 files (and 0 bytes, if it counts bytes) waiting.
+dv_assert_queue_empty() {
+	local what=$1 line files bytes
+	dv_mode_is_dir && return 0
+	line=$(dv_queue_line)
+	if [[ -z $line ]]; then
+		dv_fail "$what: docvault status prints no queue: line" \
+			"$("$DOCVAULT_BIN" status -c "$DV_CONF" 2>&1 | tail -n 20)"
+		return 1
+	fi
+	files=$(grep -oE '[0-9]+ +files?' <<<"$line" | head -n 1 | grep -oE '^[0-9]+')
+	bytes=$(grep -oE '[0-9.]+ *([KMGT]i?)?B(ytes?)?\b' <<<"$line" | head -n 1 | grep -oE '^[0-9.]+')
+	if [[ $line == *empty* || ($files == 0 && ${bytes:-0} =~ ^0(\.0*)?$) ]]; then
+		dv_pass "$what: the queue is empty ($(tr -s ' ' <<<"$line"))"
+	else
+		dv_fail "$what: the queue is not empty: $line"
+		return 1
+	fi
+}
+
+# dv_reap_killed_daemon WHAT [SECONDS]: the daemon is dying or dead of a
+# SIGKILL (a fault hook, or dv_kill_daemon): waits for it (up to SECONDS,
+# default 60), checks that it died of SIGKILL (status 137: not of a crash or
+# a sanitizer abort), unmounts the dead mount lazily (fusermount3 -u -z), and
+# checks its log. Returns 1, the daemon still running, if it does not die.
+dv_reap_killed_daemon() {
+	local what=$1 secs=${2:-60} i
+	dv_mode_is_dir && return 0
+	if ! dv_wait_daemon "$secs"; then
+		dv_fail "$what: the daemon (pid $DV_PID) is still running after $secs s"
+		return 1
+	fi
+	dv_assert_eq 137 "$DV_DAEMON_RC" "$what: the daemon died of SIGKILL (exit status 128+9)"
+	for ((i = 0; i < 10; i++)); do
+		dv_is_mounted "$MNT" || break
+		fusermount3 -u -z -- "$MNT" 2>/dev/null || umount -l -- "$MNT" 2>/dev/null || sleep 0.2
+	done
+	dv_is_mounted "$MNT" && dv_die "$what: cannot unmount the dead mount $MNT"
+	dv_check_log
+	return 0
+}
+
+# dv_kill_daemon WHAT: kill -9 of the daemon, then dv_reap_killed_daemon.
+dv_kill_daemon() {
+	dv_mode_is_dir && return 0
+	[[ -n $DV_PID ]] || dv_die "$1: no daemon to kill"
+	dv_note "$1: kill -9 $DV_PID"
+	kill -KILL "$DV_PID" 2>/dev/null
+	dv_reap_killed_daemon "$1" 30
+}
+
+# dv_remount_fresh_cache: unmount, point [cache] dir at a new empty
+# directory, mount: every read after it comes from the store, so what is
+# read back is what was really committed. No-op in dir mode.
+dv_remount_fresh_cache() {
+	local d
+	if dv_mode_is_dir; then
+		dv_note "dir mode: no remount"
+		return 0
+	fi
+	dv_unmount
+	DV_FRESH_CACHES=$((DV_FRESH_CACHES + 1))
+	d=$DV_DIR/cache.fresh$DV_FRESH_CACHES
+	mkdir "$d" || dv_die "mkdir $d failed"
+	dv_conf_set cache dir "$d"
+	dv_note "remount with the empty cache directory $d"
+	dv_mount
+}
+
+# dv_t_writer ARGS...: runs t_writer (see t_writer.c) from DV_TEST_BINDIR.
+dv_t_writer() {
+	[[ -x ${DV_TEST_BINDIR:-}/t_writer ]] ||
+		dv_die "the test program t_writer is not in DV_TEST_BINDIR='${DV_TEST_BINDIR:-}' (build the tree first)"
+	"$DV_TEST_BINDIR/t_writer" "$@"
+}
+
+# dv_make_mixed_tree DIR LIST NSMALL [BIG_MIB...]: NSMALL files of 1 B to
+# 64 KiB of random bytes in 7 subdirectories, and one file of random bytes
+# per BIG_MIB argument, that many MiB (decimals allowed) plus 4321 bytes,
+# spread evenly among the small ones (DIR/big/bN.bin). LIST gets the
+# relative paths in that order (the order dv_writer writes them in). No
+# empty file, no two files alike, nothing like another run's: dedup stays
+# out of the way.
+dv_make_mixed_tree() {
+	local out
+	out=$(dv_t_writer mktree "$@" 2>&1) || dv_die "t_writer mktree $*: $out"
+}
+
+# dv_writer SRC DST LIST LOG: copies the files of LIST from SRC to DST one
+# at a time, appending each path to LOG (local disk) only once its close()
+# returned 0; its output goes to the terminal and $DV_DIR/t_writer.out. Sets
+# DV_WRITER_RC (0: all written; 3: stopped at a failing call, which the last
+# lines of DV_WRITER_OUT describe, with "(errno N)") and DV_WRITER_OUT.
+# Judging the outcome is the caller's business: in a crash test the writer
+# dies with the daemon.
+# shellcheck disable=SC2034 # DV_WRITER_* are for the case that called
+dv_writer() {
+	dv_note "t_writer copy $*"
+	dv_t_writer copy "$@" 2>&1 | tee "$DV_DIR/t_writer.out"
+	DV_WRITER_RC=${PIPESTATUS[0]}
+	DV_WRITER_OUT=$(cat "$DV_DIR/t_writer.out")
+}
+
+# dv_assert_crash_rule WHAT SRC DST LIST LOG: what a crash may leave. Every
+# file named in LOG (its close() had returned 0) is in DST, byte-exact with
+# SRC. Every other file of LIST is absent, or empty (its create reached the
+# database, none of its content did), or whole and byte-exact (closed just
+# as the daemon died); never a part of its content, never wrong bytes. DST
+# holds no file that LIST does not name. (t_writer verify: one process, not
+# one per file.)
+dv_assert_crash_rule() {
+	local what=$1 out
+	shift
+	if out=$(dv_t_writer verify "$@" 2>&1); then
+		dv_pass "$what: $(grep -m 1 'acknowledged' <<<"$out" | sed 's/^t_writer: //')"
+	else
+		dv_fail "$what: files missing, damaged or half there (t_writer verify):" \
+			"$(grep -v 'passed, .* failed$' <<<"$out" | tail -n 25)"
+	fi
+}
+
+# Before dv_setup, the cleanup hooks have no EXIT trap to run them yet (a
+# failure there must still stop a private server): this one runs them.
+dv_early_cleanup() {
+	local h
+	for h in "${DV_CLEANUP_HOOKS[@]}"; do
+		eval "$h" || printf 'harness: cleanup hook failed: %s\n' "$h"
+	done
+}
+
+# dv_private_reaper CMD: runs CMD once the case's shell is gone, however it
+# went: a case killed outright (ctest's own time bound sends SIGKILL) has no
+# cleanup, and a private server must not outlive it. Detached (setsid, and
+# re-parented away from the case), so that a kill of the case's process
+# tree does not take it along. CMD must be harmless after a normal cleanup.
+dv_private_reaper() {
+	local main=$$
+	(setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; eval "$2"' \
+		_ "$main" "$1" </dev/null >/dev/null 2>&1 &)
+}
+
+dv_private_guard() {
+	[[ -z $DV_DIR ]] || dv_die "$1 must come before dv_setup"
+	[[ -n $DV_TOOLS_LIB && -f $DV_TOOLS_LIB/pg.sh ]] ||
+		dv_die "$1: tools/lib/ not found next to the tests (looked in $DV_TOOLS_LIB)"
+	trap dv_early_cleanup EXIT
+}
+
+# dv_private_pg: before dv_setup. Starts a PostgreSQL of the case's own
+# (tools/lib/pg.sh, in a directory next to the case's) and points
+# DV_TEST_PGHOST/PORT/USER at it, so that dv_setup makes the database there;
+# the cleanup stops it and removes it. DV_PRIVATE_PG is its directory, for
+# `pg.sh stop|start`. No-op in dir mode.
+dv_private_pg() {
+	local base=${DV_TEST_TMPDIR:-${TMPDIR:-/tmp}} out
+	dv_mode_is_dir && return 0
+	dv_private_guard dv_private_pg
+	DV_PRIVATE_PG=$(mktemp -d "$base/dv-$DV_CASE-pg.XXXXXX") || dv_die "mktemp -d in $base failed"
+	chmod 755 "$DV_PRIVATE_PG"
+	dv_on_exit dv_private_pg_stop
+	dv_private_reaper "bash '$DV_TOOLS_LIB/pg.sh' stop '$DV_PRIVATE_PG'; rm -rf --one-file-system '$DV_PRIVATE_PG'"
+	out=$(bash "$DV_TOOLS_LIB/pg.sh" start "$DV_PRIVATE_PG" 2>&1) ||
+		dv_die "cannot start a private PostgreSQL in $DV_PRIVATE_PG:" "$out"
+	# shellcheck source=/dev/null
+	. "$DV_PRIVATE_PG/env" || dv_die "no $DV_PRIVATE_PG/env after pg.sh start"
+	dv_note "private PostgreSQL at $DV_TEST_PGHOST"
+}
+
+# dv_private_pg_stop: the cleanup of dv_private_pg (the case's database goes
+# with the server: nothing to drop).
+dv_private_pg_stop() {
+	[[ -n $DV_PRIVATE_PG ]] || return 0
+	bash "$DV_TOOLS_LIB/pg.sh" stop "$DV_PRIVATE_PG" >/dev/null 2>&1 ||
+		printf 'harness: pg.sh stop %s failed\n' "$DV_PRIVATE_PG"
+	DV_DB=''
+	[[ ${DV_TEST_KEEP:-0} == 1 ]] || rm -rf --one-file-system -- "$DV_PRIVATE_PG"
+	DV_PRIVATE_PG=''
+}
+
+# dv_private_rgw: before dv_setup, for DV_TEST_STORE=s3. Starts an S3 server
+# of the case's own (tools/lib/rgw.sh with a 1 GiB memstore, in a directory
+# next to the case's; 20-40 s) and points DV_TEST_S3_* at it, so that
+# dv_setup makes the bucket there; the cleanup stops it and removes it.
+dv_private_rgw() {
+	local base=${DV_TEST_TMPDIR:-${TMPDIR:-/tmp}} t0=$SECONDS
+	dv_mode_is_dir && return 0
+	dv_private_guard dv_private_rgw
+	DV_PRIVATE_RGW=$(mktemp -d "$base/dv-$DV_CASE-s3.XXXXXX") || dv_die "mktemp -d in $base failed"
+	dv_on_exit dv_private_rgw_stop
+	dv_private_reaper "bash '$DV_TOOLS_LIB/rgw.sh' stop '$DV_PRIVATE_RGW' --purge; rm -rf --one-file-system '$DV_PRIVATE_RGW'"
+	if ! RGW_STORE_BYTES=${RGW_STORE_BYTES:-1073741824} bash "$DV_TOOLS_LIB/rgw.sh" start \
+		"$DV_PRIVATE_RGW" >"$DV_PRIVATE_RGW/start.out" 2>&1 </dev/null; then
+		dv_die "cannot start a private RGW in $DV_PRIVATE_RGW:" "$(tail -n 30 "$DV_PRIVATE_RGW/start.out")"
+	fi
+	set -a
+	# shellcheck source=/dev/null
+	. "$DV_PRIVATE_RGW/env" || dv_die "no $DV_PRIVATE_RGW/env after rgw.sh start"
+	set +a
+	dv_note "private RGW at $DV_TEST_S3_ENDPOINT (started in $((SECONDS - t0)) s)"
+}
+
+# dv_private_rgw_stop: the cleanup of dv_private_rgw (the bucket goes with
+# the server: nothing to delete).
+dv_private_rgw_stop() {
+	[[ -n $DV_PRIVATE_RGW ]] || return 0
+	bash "$DV_TOOLS_LIB/rgw.sh" stop "$DV_PRIVATE_RGW" --purge >/dev/null 2>&1 ||
+		printf 'harness: rgw.sh stop %s failed\n' "$DV_PRIVATE_RGW"
+	DV_BUCKET=''
+	rm -rf --one-file-system -- "$DV_PRIVATE_RGW"
+	DV_PRIVATE_RGW=''
+}
+
+# dv_rgw_gateway_kill: SIGKILLs the radosgw of the private RGW, and only it:
+# its OSD keeps running, and with it the memstore that holds the bucket
+# (rgw.sh stop would lose every object). Its command line is kept for
+# dv_rgw_gateway_start.
+dv_rgw_gateway_kill() {
+	local pid i conf=$DV_PRIVATE_RGW/ceph.conf
+	[[ -n $DV_PRIVATE_RGW ]] || dv_die "dv_rgw_gateway_kill: no private RGW (dv_private_rgw)"
+	pid=$(cat "$DV_PRIVATE_RGW/run/client.rgw.a.pid" 2>/dev/null)
+	DV_RGW_EXE=$(readlink "/proc/$pid/exe" 2>/dev/null)
+	mapfile -d '' -t DV_RGW_ARGS <"/proc/$pid/cmdline" 2>/dev/null
+	if [[ $DV_RGW_EXE != *radosgw* ]] || ! printf '%s\n' "${DV_RGW_ARGS[@]}" | grep -qxF -- "$conf"; then
+		dv_die "dv_rgw_gateway_kill: no radosgw of $conf found (pid file says '${pid:-nothing}')"
+	fi
+	DV_RGW_ARGS=("${DV_RGW_ARGS[@]:1}")
+	kill -KILL "$pid"
+	for ((i = 0; i < 100; i++)); do
+		[[ -e /proc/$pid ]] || break
+		sleep 0.1
+	done
+	[[ -e /proc/$pid ]] && dv_die "radosgw $pid survives SIGKILL"
+	dv_note "radosgw (pid $pid) killed"
+}
+
+# dv_rgw_gateway_start: starts the killed radosgw again with the same
+# command line (it goes to the background by itself) and waits until the
+# endpoint answers (60 s at most).
+dv_rgw_gateway_start() {
+	local t0=$SECONDS code
+	[[ -n $DV_RGW_EXE ]] || dv_die "dv_rgw_gateway_start: no radosgw was killed"
+	# No descriptor of ours may stay open in the daemon (ctest waits for
+	# its pipes to close).
+	(
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			((fd > 2)) && [[ -e /proc/$BASHPID/fd/$fd ]] && exec {fd}>&-
+		done
+		exec "$DV_RGW_EXE" "${DV_RGW_ARGS[@]}"
+	) </dev/null >/dev/null 2>&1 || dv_die "radosgw did not start again"
+	while ((SECONDS - t0 < 60)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$DV_TEST_S3_ENDPOINT/" || true)
+		if [[ $code =~ ^[1-5][0-9][0-9]$ ]]; then
+			dv_note "radosgw answers again after $((SECONDS - t0)) s"
+			return 0
+		fi
+		sleep 0.2
+	done
+	dv_die "radosgw does not answer 60 s after its restart"
 }
