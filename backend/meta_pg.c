@@ -1112,19 +1112,11 @@ int meta_removexattr(struct meta *m, uint64_t ino, const char *name, int64_t now
 int meta_blob_find(struct meta *m, const unsigned char *keyed, unsigned char *sha256,
 		   uint64_t *size)
 {
-	struct meta_params p = {0};
-	PGresult *res;
-	int ret;
+	unsigned char *blocks;
+	size_t blocks_len;
+	int ret = meta_blob_find_blocks(m, keyed, sha256, size, &blocks, &blocks_len);
 
-	meta_p_bytes(&p, keyed, 16);
-	ret = meta_exec(m, ST_BLOB_FIND, &p, &res);
-	if (ret)
-		return ret;
-	if (PQntuples(res) != 1 || meta_get_bytea(res, 0, 0, sha256, 32) != 32)
-		ret = -ENOENT;
-	else
-		*size = (uint64_t)meta_get_i64(res, 0, 1);
-	PQclear(res);
+	free(blocks);
 	return ret;
 }
 
