@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "docvault/cache.h"
+#include "docvault/cache_store.h"
 #include "docvault/checksum.h"
 #include "docvault/config.h"
 #include "docvault/jobs.h"
@@ -99,6 +100,7 @@ struct vfs {
 	struct cache *cache;
 	struct journal *journal;
 	struct jobs *jobs; /* document processing threads, NULL when [processing] workers = 0 */
+	struct store *jobs_store; /* what they read documents through: the read cache first */
 	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	uint64_t sid;
 	pthread_mutex_t lock;
@@ -1176,8 +1178,10 @@ int vfs_start(struct vfs *v)
 		gethostname(host, sizeof(host) - 1);
 		snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
 		snprintf(tmp, sizeof(tmp), "%s/tmp", v->cfg->cache.dir);
-		ret = jobs_start(v->cfg, v->meta, v->store, tmp, v->cfg->processing.workers, name,
-				 &v->jobs);
+		ret = cache_store_open(v->cache, v->store, &v->jobs_store);
+		if (!ret)
+			ret = jobs_start(v->cfg, v->meta, v->jobs_store, tmp,
+					 v->cfg->processing.workers, name, &v->jobs);
 		if (ret)
 			return ret;
 	}
@@ -1271,6 +1275,7 @@ void vfs_close(struct vfs *v)
 		}
 	vfs_drain(v);
 	jobs_stop(v->jobs);
+	store_close(v->jobs_store);
 	vfs_free_drain(v);
 	free(v->freeq);
 	vfs_done_drain(v);
