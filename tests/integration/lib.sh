@@ -920,6 +920,7 @@ dv_early_cleanup() {
 # tree does not take it along. CMD must be harmless after a normal cleanup.
 dv_private_reaper() {
 	local main=$$
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	(setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; eval "$2"' \
 		_ "$main" "$1" </dev/null >/dev/null 2>&1 &)
 }
@@ -1042,4 +1043,376 @@ dv_rgw_gateway_start() {
 		sleep 0.2
 	done
 	dv_die "radosgw does not answer 60 s after its restart"
+}
+
+# --- documents: the vault's own attributes, a second vault ------------------
+#
+# Used by the docs_*.sh cases (issue 5). What docvault computes about a
+# document is read through the kernel with getfattr (user.docvault.*);
+# waiting for processing is polling user.docvault.status, with a bound.
+# A second vault (dv_vault2_*) is a second database, store (directory or
+# bucket), cache, config and daemon in the same case, mounted at $MNT2,
+# with the same cleanup guarantees as the first.
+
+DV_DIR2=''
+MNT2=''
+DV_CONF2=''
+DV_LOG2=''
+DV_DB2=''
+DV_BUCKET2=''
+DV_PID2=''
+DV_WATCHDOG2=''
+DV_DOCS_PENDING=''
+
+# dv_xattr FILE NAME: prints the value of the extended attribute NAME of
+# FILE (as stored, no newline added); status 1, nothing printed, if none.
+dv_xattr() {
+	getfattr --absolute-names --only-values -n "$2" -- "$1" 2>/dev/null
+}
+
+# dv_docs_wait SECONDS FILE...: polls user.docvault.status of every FILE
+# until each says "completed" or "failed", SECONDS at most in all. Returns
+# 1 on timeout; DV_DOCS_PENDING then lists "FILE: status" of the others.
+dv_docs_wait() {
+	local secs=$1 t0=$SECONDS f st
+	local -a left next
+	shift
+	left=("$@")
+	while :; do
+		next=()
+		DV_DOCS_PENDING=''
+		for f in "${left[@]}"; do
+			st=$(dv_xattr "$f" user.docvault.status)
+			case $st in
+			completed | failed) ;;
+			*)
+				next+=("$f")
+				DV_DOCS_PENDING+="$f: ${st:-(no status)}"$'\n'
+				;;
+			esac
+		done
+		left=("${next[@]}")
+		((${#left[@]} == 0)) && return 0
+		((SECONDS - t0 >= secs)) && return 1
+		dv_daemon_died &&
+			dv_die "the daemon died while documents were processed (exit status $DV_DAEMON_RC)"
+		sleep 0.2
+	done
+}
+
+# dv_docs_assert_done WHAT SECONDS FILE...: dv_docs_wait as a check (the
+# pass says how long it took, the failure which files are still not done).
+dv_docs_assert_done() {
+	local what=$1 secs=$2 t0=$SECONDS
+	shift 2
+	if dv_docs_wait "$secs" "$@"; then
+		dv_pass "$what: $# documents processed within $((SECONDS - t0)) s"
+		return 0
+	fi
+	dv_fail "$what: not processed within $secs s:" "$(head -n 20 <<<"$DV_DOCS_PENDING")"
+	return 1
+}
+
+# dv_psql SQL: runs SQL on the case's database; unaligned, tuples only.
+dv_psql() {
+	local -a args
+	mapfile -t args < <(dv_pg_args)
+	psql -X -q -At -v ON_ERROR_STOP=1 "${args[@]}" -d "$DV_DB" -c "$1"
+}
+
+# dv_store_objects: prints the number of objects in the case's store: files
+# below the local store's directory (its .tmp left out), or keys in the
+# bucket. Status 1 if the bucket cannot be listed.
+dv_store_objects() {
+	local listing token='' q n=0
+	if [[ $DV_TEST_STORE == s3 ]]; then
+		while :; do
+			q='list-type=2'
+			[[ -n $token ]] && q+="&continuation-token=$(dv_urlencode "$token")"
+			listing=$(dv_s3 GET "$DV_BUCKET?$q") || return 1
+			n=$((n + $(grep -o '<Key>' <<<"$listing" | wc -l)))
+			token=$(grep -o '<NextContinuationToken>[^<]*' <<<"$listing" | sed 's/.*>//')
+			[[ -n $token ]] || break
+		done
+	else
+		n=$(find "$DV_DIR/blobs" -path "$DV_DIR/blobs/.tmp" -prune -o -type f -print | wc -l)
+	fi
+	printf '%s\n' "$n"
+}
+
+# dv_vault2_setup: after dv_setup, a second vault: its own database (the
+# first one's name + "_2"), store (DV_DIR/vault2/blobs, or a bucket of its
+# own), cache, config ($DV_CONF2, same servers) and daemon ($DV_PID2, its
+# stderr in $DV_LOG2), mounted at $MNT2. The cleanup unmounts it and drops
+# its database and bucket; a watchdog kills its daemon just before the
+# case's time bound, so that nothing stays blocked in $MNT2 either. In dir
+# mode $MNT2 is a plain directory.
+dv_vault2_setup() {
+	local args out
+	[[ -n $DV_DIR ]] || dv_die "dv_vault2_setup must come after dv_setup"
+	DV_DIR2=$DV_DIR/vault2
+	MNT2=$DV_DIR2/mnt
+	mkdir -p "$MNT2" "$DV_DIR2/cache" "$DV_DIR2/blobs" || dv_die "mkdir in $DV_DIR2 failed"
+	dv_mode_is_dir && return 0
+	DV_CONF2=$DV_DIR2/docvault.conf
+	DV_LOG2=$DV_DIR2/daemon.log
+	dv_on_exit dv_vault2_cleanup
+	mapfile -t args < <(dv_pg_args)
+	out=$(createdb "${args[@]}" "${DV_DB}_2" 2>&1) ||
+		dv_die "createdb ${DV_DB}_2 on $DV_TEST_PGHOST:$DV_TEST_PGPORT failed: $out"
+	DV_DB2=${DV_DB}_2
+	if [[ $DV_TEST_STORE == s3 ]]; then
+		out=$(dv_s3 PUT "${DV_BUCKET:0:61}-2" 2>&1) ||
+			dv_die "cannot create the bucket ${DV_BUCKET:0:61}-2 at $DV_TEST_S3_ENDPOINT: $out"
+		DV_BUCKET2=${DV_BUCKET:0:61}-2
+	fi
+	dv_vault2_write_config
+	dv_note "vault 2: database $DV_DB2${DV_BUCKET2:+, bucket $DV_BUCKET2}, dir $DV_DIR2"
+	out=$("$DOCVAULT_BIN" init -c "$DV_CONF2" 2>&1) ||
+		dv_die "docvault init -c $DV_CONF2 failed: $out"
+	dv_vault2_start_watchdog
+	dv_vault2_mount
+}
+
+# The second vault's config: dv_write_config with its database, bucket
+# and directories.
+dv_vault2_write_config() {
+	local DV_DB=$DV_DB2 DV_BUCKET=$DV_BUCKET2 DV_DIR=$DV_DIR2
+	dv_write_config "$DV_CONF2"
+}
+
+# dv_vault2_conf_set SECTION KEY VALUE: dv_conf_set on $DV_CONF2.
+dv_vault2_conf_set() {
+	local DV_CONF=$DV_CONF2
+	dv_conf_set "$@"
+}
+
+dv_vault2_start_watchdog() {
+	local main=$$ left=$((DV_TEST_TIMEOUT - (SECONDS - DV_START) - 2))
+	(
+		for ((t = 0; t < left; t++)); do
+			sleep 1
+			kill -0 "$main" 2>/dev/null || exit 0
+		done
+		[[ -n $MNT2 ]] || exit 0
+		pid=$(cat "$DV_DIR2/daemon.pid" 2>/dev/null)
+		if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- " $MNT2 "; then
+			printf 'FAIL %s: timed out; killing the second daemon\n' "$DV_CASE"
+			kill -KILL "$pid"
+		fi
+	) </dev/null &
+	DV_WATCHDOG2=$!
+}
+
+# dv_vault2_mount: starts the second daemon on $MNT2 and waits for the mount.
+dv_vault2_mount() {
+	local i rc
+	dv_mode_is_dir && return 0
+	printf -- '--- mount at %s\n' "$(date +%T.%N)" >>"$DV_LOG2"
+	env "${DV_DAEMON_ENV[@]}" "$DOCVAULT_BIN" mount -c "$DV_CONF2" "$MNT2" -f \
+		</dev/null >>"$DV_LOG2" 2>&1 &
+	DV_PID2=$!
+	printf '%s\n' "$DV_PID2" >"$DV_DIR2/daemon.pid"
+	for ((i = 0; i < 300; i++)); do
+		if dv_is_mounted "$MNT2"; then
+			dv_pass "vault 2 mounted at $MNT2 (daemon pid $DV_PID2)"
+			return 0
+		fi
+		dv_pid_alive "$DV_PID2" || break
+		sleep 0.1
+	done
+	tail -n 20 "$DV_LOG2"
+	dv_pid_alive "$DV_PID2" && dv_die "the second daemon did not mount $MNT2 within 30 s"
+	wait "$DV_PID2"
+	rc=$?
+	DV_PID2=''
+	dv_die "docvault mount of vault 2 exited $rc before the mount was ready"
+}
+
+# dv_vault2_wait_daemon SECONDS: like dv_wait_daemon, for the second daemon
+# (sets DV_DAEMON2_RC).
+dv_vault2_wait_daemon() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		dv_pid_alive "$DV_PID2" || break
+		sleep 0.1
+	done
+	dv_pid_alive "$DV_PID2" && return 1
+	wait "$DV_PID2"
+	DV_DAEMON2_RC=$?
+	DV_PID2=''
+	return 0
+}
+
+# dv_vault2_unmount: unmounts $MNT2; its daemon must exit 0 with a log free
+# of sanitizer reports (the log is then rotated into $DV_LOG2.all).
+dv_vault2_unmount() {
+	local i out bad
+	dv_mode_is_dir && return 0
+	for ((i = 0; i < 50; i++)); do
+		out=$(fusermount3 -u -- "$MNT2" 2>&1) && break
+		sleep 0.2
+	done
+	if dv_is_mounted "$MNT2"; then
+		dv_fail "fusermount3 -u $MNT2 keeps failing: $out"
+		return 1
+	fi
+	if [[ -n $DV_PID2 ]]; then
+		if dv_vault2_wait_daemon 120; then
+			dv_assert_eq 0 "$DV_DAEMON2_RC" "the second daemon exits 0 after unmount"
+		else
+			dv_fail "the second daemon (pid $DV_PID2) still runs 120 s after unmount"
+			kill -KILL "$DV_PID2" 2>/dev/null
+			dv_vault2_wait_daemon 10
+		fi
+	fi
+	bad=$(grep -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
+		"$DV_LOG2" 2>/dev/null | head -n 5)
+	[[ -z $bad ]] || dv_fail "the second daemon's log has sanitizer reports:" "$bad"
+	cat "$DV_LOG2" >>"$DV_LOG2.all" 2>/dev/null
+	: >"$DV_LOG2"
+}
+
+# dv_vault2_remount: unmount, then mount the second vault again.
+dv_vault2_remount() {
+	dv_mode_is_dir && return 0
+	dv_vault2_unmount
+	dv_vault2_mount
+}
+
+# The cleanup of dv_vault2_setup (a dv_on_exit hook).
+dv_vault2_cleanup() {
+	local i args f
+	[[ -n $DV_WATCHDOG2 ]] && kill "$DV_WATCHDOG2" 2>/dev/null
+	DV_WATCHDOG2=''
+	if [[ -n $MNT2 ]]; then
+		for ((i = 0; i < 5; i++)); do
+			dv_is_mounted "$MNT2" || break
+			fusermount3 -u -- "$MNT2" 2>/dev/null || sleep 0.5
+		done
+		if [[ -n $DV_PID2 ]] && ! dv_vault2_wait_daemon 30; then
+			printf 'harness: the second daemon does not exit; killing it\n'
+			kill -KILL "$DV_PID2" 2>/dev/null
+			dv_vault2_wait_daemon 10
+		fi
+		for ((i = 0; i < 5; i++)); do
+			dv_is_mounted "$MNT2" || break
+			fusermount3 -uz -- "$MNT2" 2>/dev/null || umount -l -- "$MNT2" 2>/dev/null
+		done
+	fi
+	if ((DV_FAILED > 0)); then
+		for f in "$DV_LOG2.all" "$DV_LOG2"; do
+			[[ -s $f ]] || continue
+			printf -- '--- the second daemon log (%s), last 40 lines:\n' "$f"
+			tail -n 40 "$f"
+		done
+	fi
+	[[ ${DV_TEST_KEEP:-0} == 1 ]] && return 0
+	if [[ -n $DV_DB2 ]]; then
+		mapfile -t args < <(dv_pg_args)
+		dropdb --force "${args[@]}" "$DV_DB2" 2>/dev/null ||
+			printf 'harness: dropdb %s failed\n' "$DV_DB2"
+		DV_DB2=''
+	fi
+	if [[ -n $DV_BUCKET2 ]]; then
+		local DV_BUCKET=$DV_BUCKET2
+		dv_s3_bucket_delete
+		DV_BUCKET2=''
+	fi
+	return 0
+}
+
+# dv_docs_assert_from_text WHAT KIND SOURCE FILE [MAX_BYTES]: FILE (in the
+# vault) has a non-empty user.docvault.summary and autotags that come from
+# the text of SOURCE (a local copy): every sentence of the summary, as a
+# sequence of words, appears in the text, and every autotag is a word of it
+# (case-insensitively). KIND says how the text of SOURCE is read: text
+# (UTF-8, else Latin-1), html (without tags, scripts, styles; entities
+# decoded), pdf (the strings shown with Tj, uncompressed content streams
+# only), zip (the XML members, tags dropped: DOCX, ODT), gzip (text inside).
+# MAX_BYTES bounds the bytes of SOURCE's text read (default all). Needs
+# python3.
+dv_docs_assert_from_text() {
+	local what=$1 kind=$2 src=$3 file=$4 max=${5:-0} sum tags out
+	command -v python3 >/dev/null ||
+		dv_die "$what: python3 is not installed (it reads the fixtures' text)"
+	sum=$(dv_xattr "$file" user.docvault.summary)
+	tags=$(dv_xattr "$file" user.docvault.autotags)
+	if out=$(python3 - "$kind" "$src" "$max" "$sum" "$tags" 2>&1 <<'PY'
+import gzip, html, html.parser, re, sys, zipfile
+
+kind, src, limit, summary, autotags = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+
+
+class Text(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out, self.skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self.skip:
+            self.skip -= 1
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(data)
+
+
+def decode(data):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+with open(src, "rb") as f:
+    data = f.read(limit) if limit > 0 else f.read()
+if kind == "gzip":
+    data, kind = gzip.decompress(data), "text"
+if kind == "zip":
+    with zipfile.ZipFile(src) as z:
+        xml = " ".join(z.read(n).decode("utf-8", "replace") for n in z.namelist() if n.endswith(".xml"))
+    text = html.unescape(re.sub(r"<[^>]*>", " ", xml))
+elif kind == "html":
+    p = Text()
+    p.feed(decode(data))
+    p.close()
+    text = " ".join(p.out)
+elif kind == "pdf":
+    text = " ".join(re.findall(r"\(((?:[^()\\]|\\.)*)\)\s*Tj", data.decode("latin-1")))
+else:
+    text = decode(data)
+
+
+def words(s):
+    return re.findall(r"[^\W_]+", s.lower())
+
+
+ref = words(text)
+joined, vocab = " " + " ".join(ref) + " ", set(ref)
+bad = []
+if not summary.strip():
+    bad.append("the summary is empty")
+for s in re.split(r"(?<=[.!?])\s+", summary.strip()):
+    w = words(s)
+    if w and " " + " ".join(w) + " " not in joined:
+        bad.append("this summary sentence is not in the text: %r" % s)
+tags = [t for t in autotags.split(",") if t]
+if not tags:
+    bad.append("there are no autotags")
+for t in tags:
+    if t.lower() not in vocab:
+        bad.append("the autotag %r is not a word of the text" % t)
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+	); then
+		dv_pass "$what: the summary and the autotags ($tags) come from the text"
+	else
+		dv_fail "$what: the summary or the autotags do not come from the text of $src:" \
+			"$out"$'\n'"summary: $sum"$'\n'"autotags: $tags"
+	fi
 }
