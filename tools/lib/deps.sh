@@ -11,6 +11,9 @@
 # (/dev/fuse present and usable, fusermount3 installed); `deps_install`
 # warns when it cannot, `tools/quickstart` refuses to go on.
 #
+# `deps_install_bench` adds what only `tools/bench --store s3` needs (s3fs and
+# rclone, the file systems docvault is measured against).
+#
 # Not a general package manager: Debian and apt only, a fixed list.
 
 # Build: compiler, CMake, and the -dev packages CMakeLists.txt asks
@@ -100,6 +103,45 @@ deps_install() {
 	if ! deps_fuse_ok; then
 		echo "deps: WARNING: without FUSE nothing can be mounted;" \
 			"the mount tests will fail." >&2
+	fi
+	return 0
+}
+
+# Benchmark only (tools/bench --store s3): the FUSE file systems docvault is
+# measured against on the same S3 server. Not needed to build or test.
+DEPS_BENCH=(s3fs rclone)
+
+# deps_install_bench [PKG...]: install whatever is missing of DEPS_BENCH and
+# of the extra packages named (tools/bench passes what it builds with).
+# Same rules as deps_install: no apt call when nothing is missing, apt-get
+# update only for empty or stale lists, root needed to install.
+deps_install_bench() {
+	local -a want=("${DEPS_BENCH[@]}" "$@") missing
+	mapfile -t missing < <(deps_missing "${want[@]}")
+	((${#missing[@]} == 0)) && return 0
+	echo "deps: installing ${missing[*]} (benchmark)" >&2
+	if [[ $EUID -ne 0 ]]; then
+		echo "deps: not root; run as root:" >&2
+		echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+		return 1
+	fi
+	local -a apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q)
+	local -a apt_install=("${apt[@]}" install -y --no-install-recommends)
+	if deps_lists_empty; then
+		"${apt[@]}" update >&2 || { echo "deps: apt-get update failed" >&2; return 1; }
+	fi
+	if ! "${apt_install[@]}" "${missing[@]}" >&2; then
+		echo "deps: install failed; refreshing the package lists and retrying" >&2
+		"${apt[@]}" update >&2 || { echo "deps: apt-get update failed" >&2; return 1; }
+		"${apt_install[@]}" "${missing[@]}" >&2 || {
+			echo "deps: could not install: ${missing[*]}" >&2
+			return 1
+		}
+	fi
+	mapfile -t missing < <(deps_missing "${want[@]}")
+	if ((${#missing[@]} > 0)); then
+		echo "deps: still missing after install: ${missing[*]}" >&2
+		return 1
 	fi
 	return 0
 }
