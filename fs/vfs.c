@@ -680,6 +680,17 @@ static void vfs_commit_mtime_fixup(struct vfs *v, struct vfs_inode *in, int64_t 
 			 (unsigned long long)in->ino);
 }
 
+/* True when the inode has no name left and no handle: its content is garbage. */
+static bool vfs_unreachable(struct vfs *v, struct vfs_inode *in)
+{
+	bool gone;
+
+	pthread_mutex_lock(&v->lock);
+	gone = in->unlinked && in->handles == 0;
+	pthread_mutex_unlock(&v->lock);
+	return gone;
+}
+
 /* Sleeps for a retry; false when the mount is stopping. */
 static bool vfs_backoff(struct vfs *v, int attempt)
 {
@@ -742,6 +753,16 @@ static void vfs_untake_locked(struct vfs *v, struct vfs_inode *in, char *path, b
 	in->sealed_res = in->uploading_res;
 }
 
+/* Drops a taken record that will never be committed (its inode is gone). */
+static void vfs_drop_taken(struct vfs *v, struct vfs_inode *in, char *path)
+{
+	pthread_rwlock_wrlock(&in->rw);
+	journal_forget(v->journal, path);
+	cache_dirty_add(v->cache, -(int64_t)in->uploading_res);
+	vfs_untake_locked(v, in, path, true);
+	pthread_rwlock_unlock(&in->rw);
+}
+
 /*
  * Commits the newest sealed record of an inode: upload, then PostgreSQL,
  * then the record leaves the journal (its file becomes the cached blob).
@@ -774,6 +795,11 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 	}
 	path = vfs_take_locked(v, in, &mtime);
 	pthread_rwlock_unlock(&in->rw);
+	if (vfs_unreachable(v, in)) {
+		/* deleted after close and open nowhere: nobody can ever read it */
+		vfs_drop_taken(v, in, path);
+		return 0;
+	}
 	vfs_fault(v, VFS_FAULT_SEALED);
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -843,11 +869,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			log_warn("inode %llu: gone from PostgreSQL before its content was "
 				 "committed; journal record %s dropped",
 				 (unsigned long long)in->ino, path);
-			pthread_rwlock_wrlock(&in->rw);
-			journal_forget(v->journal, path);
-			cache_dirty_add(v->cache, -(int64_t)in->uploading_res);
-			vfs_untake_locked(v, in, path, true);
-			pthread_rwlock_unlock(&in->rw);
+			vfs_drop_taken(v, in, path);
 			close(fd);
 			return 0;
 		}
@@ -861,6 +883,11 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 		}
 		if (wait || !vfs_backoff(v, attempt))
 			break;
+		if (vfs_unreachable(v, in)) {
+			vfs_drop_taken(v, in, path);
+			close(fd);
+			return 0;
+		}
 	}
 	close(fd);
 	pthread_rwlock_wrlock(&in->rw);
