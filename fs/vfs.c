@@ -105,6 +105,7 @@ struct vfs {
 	uint64_t sid;
 	pthread_mutex_t lock;
 	struct vfs_inode *table[VFS_BUCKETS]; /* protected by lock */
+	uint64_t commit_gen;		      /* bumped by every content commit (atomic) */
 	pthread_t heartbeat;
 	bool heartbeat_running;
 	/*
@@ -840,6 +841,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			pthread_rwlock_wrlock(&in->rw);
 			if (!ret) {
 				vfs_fault(v, VFS_FAULT_COMMITTED);
+				__atomic_add_fetch(&v->commit_gen, 1, __ATOMIC_RELEASE);
 				/* the cached blob of the content before is not ours any more */
 				cache_blob_put(in->blob);
 				in->blob = NULL;
@@ -982,12 +984,8 @@ static int vfs_commit_now(struct vfs *v, struct vfs_inode *in)
  * not yet committed, or committed by this mount after `a` was read (the
  * row is older than the inode's version here).
  */
-static void vfs_overlay(struct vfs *v, const struct meta_attr *a, struct stat *st)
+static void vfs_overlay_in(struct vfs_inode *in, const struct meta_attr *a, struct stat *st)
 {
-	struct vfs_inode *in = vfs_inode_find(v, a->ino);
-
-	if (!in)
-		return;
 	pthread_rwlock_rdlock(&in->rw);
 	if (vfs_pending_locked(in) || (in->loaded && in->version > a->version)) {
 		st->st_size = (off_t)in->size;
@@ -997,7 +995,44 @@ static void vfs_overlay(struct vfs *v, const struct meta_attr *a, struct stat *s
 			st->st_ctim = st->st_mtim;
 	}
 	pthread_rwlock_unlock(&in->rw);
+}
+
+/*
+ * The same for a row read without a reference held on the inode before
+ * (lookup, readdirplus): if this mount committed any content meanwhile, the
+ * row may predate a commit whose inode has since left the table, so it is
+ * read again (*again set) rather than trusted.
+ */
+static void vfs_overlay(struct vfs *v, const struct meta_attr *a, uint64_t gen, struct stat *st,
+			bool *again)
+{
+	struct vfs_inode *in = vfs_inode_find(v, a->ino);
+
+	if (again)
+		*again = !in && __atomic_load_n(&v->commit_gen, __ATOMIC_ACQUIRE) != gen;
+	if (!in)
+		return;
+	vfs_overlay_in(in, a, st);
 	vfs_inode_put(v, in);
+}
+
+/*
+ * Reads an inode's row and overlays this mount's state, holding a reference
+ * on the inode across the read so that a commit cannot slip between them.
+ */
+static int vfs_attr(struct vfs *v, uint64_t ino, struct meta_attr *a, struct stat *st)
+{
+	struct vfs_inode *in = vfs_inode_find(v, ino);
+	int ret = meta_getattr(v->meta, ino, a);
+
+	if (!ret) {
+		vfs_stat_from(a, st);
+		if (in)
+			vfs_overlay_in(in, a, st);
+	}
+	if (in)
+		vfs_inode_put(v, in);
+	return ret;
 }
 
 /* ---- lifecycle ---- */
@@ -1337,6 +1372,8 @@ void vfs_close(struct vfs *v)
 int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct stat *out)
 {
 	struct meta_attr a;
+	uint64_t gen = __atomic_load_n(&v->commit_gen, __ATOMIC_ACQUIRE);
+	bool again;
 	int ret = vfs_check_name(name);
 
 	if (ret)
@@ -1345,20 +1382,17 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct stat *ou
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, &a, out);
+	vfs_overlay(v, &a, gen, out, &again);
+	if (again && S_ISREG(a.mode))
+		return vfs_attr(v, a.ino, &a, out); /* by inode, a reference held: current */
 	return 0;
 }
 
 int vfs_getattr(struct vfs *v, uint64_t ino, struct stat *out)
 {
 	struct meta_attr a;
-	int ret = meta_getattr(v->meta, ino, &a);
 
-	if (ret)
-		return ret;
-	vfs_stat_from(&a, out);
-	vfs_overlay(v, &a, out);
-	return 0;
+	return vfs_attr(v, ino, &a, out);
 }
 
 /*
@@ -1462,15 +1496,20 @@ int vfs_setattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const st
 			vfs_inode_put(v, in);
 		}
 	}
-	if (mvalid || (valid & (VFS_SET_CTIME | VFS_SET_SIZE)) == VFS_SET_CTIME)
+	if (mvalid || (valid & (VFS_SET_CTIME | VFS_SET_SIZE)) == VFS_SET_CTIME) {
+		struct vfs_inode *in = vfs_inode_find(v, ino);
+
 		ret = meta_setattr(v->meta, ino, mvalid, &sa, now, &a);
-	else
-		ret = meta_getattr(v->meta, ino, &a);
-	if (ret)
+		if (!ret) {
+			vfs_stat_from(&a, out);
+			if (in)
+				vfs_overlay_in(in, &a, out);
+		}
+		if (in)
+			vfs_inode_put(v, in);
 		return ret;
-	vfs_stat_from(&a, out);
-	vfs_overlay(v, &a, out);
-	return 0;
+	}
+	return vfs_attr(v, ino, &a, out);
 }
 
 static int vfs_make(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const char *name,
@@ -1535,7 +1574,7 @@ int vfs_link(struct vfs *v, uint64_t ino, uint64_t newparent, const char *name, 
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
-	vfs_overlay(v, &a, out);
+	vfs_overlay(v, &a, 0, out, NULL);
 	return 0;
 }
 
@@ -1949,7 +1988,7 @@ static int vfs_readdir_one(void *arg, const char *name, size_t namelen, uint64_t
 	(void)namelen;
 	vfs_stat_from(a, &st);
 	if (S_ISREG(a->mode))
-		vfs_overlay(s->v, a, &st); /* readdirplus: sizes not yet committed */
+		vfs_overlay(s->v, a, 0, &st, NULL); /* readdirplus: sizes not yet committed */
 	if (s->cb(s->arg, name, &st, (off_t)(pos + 2))) {
 		s->stopped = true;
 		return 1;
