@@ -524,6 +524,27 @@ static int map_curl_error(CURL *h, CURLcode rc, const struct xfer *x)
 	}
 }
 
+/*
+ * curl says CURLE_PEER_FAILED_VERIFICATION both for a chain no CA vouches
+ * for and for a certificate issued to another name; the operator needs to
+ * know which. CURLINFO_SSL_VERIFYRESULT holds OpenSSL's verify error (>= 2)
+ * for the first; curl's own host name check leaves it at 1 ("not verified").
+ */
+static void http_explain_peer_failure(CURL *h, const struct http_client *c, char *err, size_t len)
+{
+	char curl_text[HTTP_ERROR_SIZE];
+	long vr = 0;
+
+	snprintf(curl_text, sizeof(curl_text), "%s", err);
+	curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &vr);
+	if (vr >= 2)
+		snprintf(err, len, "the server's certificate is not trusted by %.90s (%.110s)",
+			 c->ca_file ? c->ca_file : "the system's CAs", curl_text);
+	else
+		snprintf(err, len, "the server's certificate does not name this host (%.160s)",
+			 curl_text);
+}
+
 static struct curl_slist *build_headers(const struct http_request *q, int *err)
 {
 	struct curl_slist *list = NULL, *n;
@@ -663,6 +684,8 @@ int http_request(struct http_client *c, const struct http_request *q, struct htt
 		if (ret == -EMSGSIZE)
 			snprintf(resp->error, sizeof(resp->error),
 				 "the answer is larger than expected");
+		else if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			http_explain_peer_failure(h, c, resp->error, sizeof(resp->error));
 	}
 out:
 	/* The handle must not keep pointers into this call's stack. */

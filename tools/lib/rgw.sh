@@ -31,7 +31,19 @@
 # region "default" (any SigV4 scope region is accepted, but a CreateBucket
 # LocationConstraint must be "default" or absent).
 #
-# Not: a production setup, persistent (memstore), multi-node, or TLS.
+# Optional, for the TLS and virtual-hosted-style tests (unset: none of this
+# happens, and the cluster, its output and DIR/env are as without them):
+#   RGW_SSL_CERT  a PEM server certificate (RGW_SSL_KEY: its private key, if
+#                 not in the same file): radosgw also serves HTTPS on
+#                 127.0.0.1:RGW_SSL_PORT (default: a free random port), start
+#                 waits for it too, and DIR/env gains
+#                 DV_TEST_S3_ENDPOINT_TLS=https://127.0.0.1:PORT.
+#   RGW_DNS_NAME  `rgw dns name`: a request whose Host is BUCKET.RGW_DNS_NAME
+#                 is for BUCKET (virtual-hosted style); path-style requests to
+#                 127.0.0.1 work as before.
+#
+# Not: a production setup, persistent (memstore), multi-node, or a CA (TLS
+# only with a certificate the caller made).
 
 set -euo pipefail
 
@@ -90,9 +102,11 @@ port_in_use() {
 	     END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# pick_port ENVVALUE NAME AVOID: the given port (checked) or a free random one.
+# pick_port ENVVALUE NAME AVOID...: the given port (checked) or a free random
+# one that is none of AVOID.
 pick_port() {
-	local want=$1 name=$2 avoid=$3 p i
+	local want=$1 name=$2 p i
+	local avoid=" ${*:3} "
 	if [[ -n $want ]]; then
 		if ! [[ $want =~ ^[0-9]+$ ]] || ((want < 1 || want > 65535)); then
 			die "$name=$want is not a port"
@@ -103,7 +117,7 @@ pick_port() {
 	fi
 	for ((i = 0; i < 200; i++)); do
 		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-		[[ $p == "$avoid" ]] && continue
+		[[ $avoid == *" $p "* ]] && continue
 		port_in_use "$p" || {
 			echo "$p"
 			return
@@ -193,6 +207,11 @@ CLUSTER_ITEMS=(ceph.conf keyring monmap mon osd rgw run log crash env env.tmp)
 
 write_conf() {
 	local store_bytes=${RGW_STORE_BYTES:-4294967296}
+	local frontends="beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1"
+	if [[ -n $SSL_PORT ]]; then
+		frontends+=" ssl_endpoint=127.0.0.1:$SSL_PORT ssl_certificate=$SSL_CERT"
+		frontends+=" ssl_private_key=$SSL_KEY"
+	fi
 	cat >"$DIR/ceph.conf" <<EOF
 # Written by tools/lib/rgw.sh: throwaway single-node test cluster.
 [global]
@@ -244,7 +263,7 @@ admin socket =
 
 [client.rgw.a]
 rgw data = $DIR/rgw
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
+rgw frontends = $frontends
 rgw thread pool size = 32
 rgw dynamic resharding = false
 rgw enable usage log = false
@@ -255,6 +274,10 @@ rgw gc obj min wait = 5
 rgw gc processor period = 5
 rgw gc processor max time = 5
 EOF
+	# Still in [client.rgw.a], the last section.
+	if [[ -n ${RGW_DNS_NAME:-} ]]; then
+		printf 'rgw dns name = %s\n' "$RGW_DNS_NAME" >>"$DIR/ceph.conf"
+	fi
 }
 
 show_logs() {
@@ -300,14 +323,35 @@ run() {
 	}
 }
 
+# The optional TLS files (RGW_SSL_CERT, RGW_SSL_KEY), checked before anything
+# is started: SSL_CERT and SSL_KEY as absolute paths, or both empty.
+SSL_CERT=""
+SSL_KEY=""
+SSL_PORT=""
+ssl_files() {
+	if [[ -z ${RGW_SSL_CERT:-} ]]; then
+		[[ -z ${RGW_SSL_KEY:-} ]] || die "RGW_SSL_KEY is set but RGW_SSL_CERT is not"
+		return 0
+	fi
+	[[ -r $RGW_SSL_CERT ]] || die "RGW_SSL_CERT=$RGW_SSL_CERT is not a readable file"
+	[[ -r ${RGW_SSL_KEY:-$RGW_SSL_CERT} ]] ||
+		die "RGW_SSL_KEY=${RGW_SSL_KEY:-} is not a readable file"
+	SSL_CERT=$(realpath -- "$RGW_SSL_CERT")
+	SSL_KEY=$(realpath -- "${RGW_SSL_KEY:-$RGW_SSL_CERT}")
+	# The paths go into `rgw frontends`, a space-separated list.
+	[[ $SSL_CERT$SSL_KEY != *[[:space:]]* ]] ||
+		die "the paths of RGW_SSL_CERT and RGW_SSL_KEY must not contain white space"
+}
+
 t0=0
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 phase() { note "[$(elapsed)s] $*"; }
 
 cmd_start() {
-	local conf keyring osd_uuid http code deadline akey skey user_json
+	local conf keyring osd_uuid http https="" waiting code deadline akey skey user_json
 	t0=$(date +%s.%N)
 	ensure_packages
+	ssl_files
 	mkdir -p "$DIR"
 	exec 9>"$DIR/.lock"
 	flock -w 60 9 || die "$DIR is locked by another rgw.sh"
@@ -321,6 +365,12 @@ cmd_start() {
 	MON_PORT=$(pick_port "${MON_PORT:-}" MON_PORT 0)
 	RGW_PORT=$(pick_port "${RGW_PORT:-}" RGW_PORT "$MON_PORT")
 	[[ $MON_PORT != "$RGW_PORT" ]] || die "MON_PORT and RGW_PORT are both $MON_PORT"
+	if [[ -n $SSL_CERT ]]; then
+		SSL_PORT=$(pick_port "${RGW_SSL_PORT:-}" RGW_SSL_PORT "$MON_PORT" "$RGW_PORT")
+		[[ $SSL_PORT != "$MON_PORT" && $SSL_PORT != "$RGW_PORT" ]] ||
+			die "RGW_SSL_PORT=$SSL_PORT is also MON_PORT or RGW_PORT"
+		https=https://127.0.0.1:$SSL_PORT
+	fi
 	FSID=$(cat /proc/sys/kernel/random/uuid)
 	osd_uuid=$(cat /proc/sys/kernel/random/uuid)
 	conf=$DIR/ceph.conf
@@ -356,9 +406,16 @@ cmd_start() {
 	http=http://127.0.0.1:$RGW_PORT
 	deadline=$((SECONDS + ${RGW_READY_TIMEOUT:-120}))
 	while :; do
+		waiting=$http
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/" 9>&- || true)
+		if [[ -n $https && $code =~ ^[1-5][0-9][0-9]$ ]]; then
+			# -k: this only asks whether the TLS endpoint is up; the
+			# certificate is the caller's to check.
+			waiting=$https
+			code=$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 2 "$https/" 9>&- || true)
+		fi
 		[[ $code =~ ^[1-5][0-9][0-9]$ ]] && break
-		((SECONDS < deadline)) || fail "S3 endpoint $http did not answer within ${RGW_READY_TIMEOUT:-120}s"
+		((SECONDS < deadline)) || fail "S3 endpoint $waiting did not answer within ${RGW_READY_TIMEOUT:-120}s"
 		for n in mon.a osd.0 client.rgw.a; do
 			pid=$(cat "$DIR/run/$n.pid" 2>/dev/null || true)
 			if [[ -z $pid ]] || ! pid_has_arg "$pid" "$conf"; then
@@ -368,6 +425,7 @@ cmd_start() {
 		sleep 0.2
 	done
 	phase "S3 answers on $http"
+	[[ -z $https ]] || phase "S3 answers on $https (TLS)"
 
 	# radosgw-admin generates the keys, so no secret is ever in a command line;
 	# its JSON answer (holding the secret) is read here, not logged.
@@ -388,6 +446,7 @@ DV_TEST_S3_REGION=$RGW_REGION
 DV_TEST_S3_ACCESS_KEY=$akey
 DV_TEST_S3_SECRET_KEY=$skey
 EOF
+	[[ -z $https ]] || echo "DV_TEST_S3_ENDPOINT_TLS=$https" >>"$DIR/env.tmp"
 	mv "$DIR/env.tmp" "$DIR/env"
 	trap - INT TERM HUP
 	note "ready in $(elapsed)s (mon 127.0.0.1:$MON_PORT, logs in $DIR/log)"
