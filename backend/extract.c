@@ -2,38 +2,41 @@
  * extract.c - MIME detection and text extraction (see extract.h), the only
  * file that includes libmagic.
  *
- * Why a forked child that runs our own code (and exec's only pdftotext):
- * every parser of untrusted bytes - libmagic, zlib, our HTML/XML/zip code,
- * poppler - runs in a child process under setrlimit (RLIMIT_CPU,
- * RLIMIT_AS, RLIMIT_FSIZE = 0, RLIMIT_CORE = 0), with its descriptors
- * closed but the two pipes, and the parent kills it at the wall-clock
- * limit. A loop, a memory bomb or a crash costs one document.
- * The daemon is multi-threaded; after fork() only the calling thread exists
- * in the child. glibc's malloc resets its locks in the child (atfork), and
- * the child uses nothing else that another thread may have held locked at
- * fork time: no stdio, no logging, no locale changes, only malloc, open,
- * read, write, zlib and libmagic, then _exit() (no atexit handlers). If
- * some library lock were ever inherited locked, the child would block and
- * the wall-clock limit would end it: a failed document, not a hung daemon.
- * Exec'ing a helper binary for every format would be cleaner still, but
- * would need a second program installed next to the daemon; PDF goes to
- * pdftotext (exec'ed from the child, stdout on the text pipe), everything
- * else is converted in the child by the pure converters below.
+ * Why a helper process, and why a fresh exec of our own binary: every
+ * parser of untrusted bytes - libmagic, zlib, our HTML/XML/zip code,
+ * poppler - runs in a separate process under setrlimit (RLIMIT_CPU,
+ * RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_CORE = 0), with no descriptors but
+ * /dev/null and two pipes, and the caller kills it at the wall-clock limit.
+ * A loop, a memory bomb or a crash costs one document. The caller is a
+ * multi-threaded daemon, and nothing may run in a fork()ed copy of a
+ * threaded process but async-signal-safe calls: a lock another thread held
+ * at fork time stays locked in the child forever. (It happened: GCC 12's
+ * ASan allocator does not reset its locks at fork, and forked extraction
+ * children hung in malloc until the wall-clock limit failed their
+ * documents; and forking a large process costs page-table copies.) So, as
+ * git and systemd do, we start a new program with posix_spawn - glibc's
+ * uses clone(CLONE_VM|CLONE_VFORK) and runs only exec in the child - and
+ * that program is docvault itself (`docvault __extract`, the protocol is in
+ * extract.h): no second program to install, and the helper runs the very
+ * converters below. The helper sets its limits on itself before it opens
+ * the document, then exec's pdftotext for a PDF (its stdout is the text
+ * pipe) or converts the document in memory with the pure converters.
  *
- * Protocol: the child writes "mime\n" and then the text on the data pipe,
- * and error text on the error pipe (its stderr: pdftotext's messages land
- * there too). Its exit status says how it ended (EXTRACT_EXIT_*). The parent
- * polls both pipes, keeps text_max bytes of text (then kills the child:
- * enough text), at most EXTRACT_ERRBUF bytes of error text, and reaps it.
+ * The helper's environment is not the daemon's: it gets PATH and only the
+ * variables that shape how it runs (sanitizer options, libmagic's MAGIC,
+ * LD_LIBRARY_PATH), never a secret of the daemon's (AWS_*, PGPASSWORD).
+ * Its signal dispositions and mask are reset to the defaults.
+ *
+ * Parent side: extract_file() polls both pipes, parses the header, keeps
+ * text_max bytes of text (then kills the helper: enough text), at most
+ * EXTRACT_ERRBUF bytes of error text, kills it at the wall-clock limit,
+ * reaps it, and turns its exit status into an errno and a reason. Without
+ * the banner the program is not a docvault helper (a wrong DOCVAULT_HELPER,
+ * an older docvault): -ENOENT, a transient failure, never a bad document.
  *
  * Sanitizers: ASan and TSan reserve terabytes of address space at start, so
- * RLIMIT_AS cannot be set for a child that keeps running our code in such a
- * build; there it is set only right before exec'ing pdftotext. Release
- * builds limit both. Also, GCC 12's ASan allocator does not reset its locks
- * at fork: a fork while another thread is inside malloc can hang the child
- * (seen in test_ai), which the wall-clock limit then fails. glibc's malloc
- * has no such problem; the tests keep other threads from allocating while
- * they fork.
+ * a sanitized helper cannot set RLIMIT_AS on itself and keep running; there
+ * it is set only right before exec'ing pdftotext. Release builds limit both.
  *
  * Input bounds: plain text reads at most text_max (+ a partial character)
  * bytes; markup formats read (or inflate) at most EXTRACT_INPUT_FACTOR times
@@ -48,6 +51,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +78,6 @@
 #define EXTRACT_SANITIZED 0
 #endif
 
-#define EXTRACT_EXIT_BAD    65 /* the document is bad; message on stderr */
-#define EXTRACT_EXIT_NOMEM  71 /* out of memory (the memory limit) */
-#define EXTRACT_EXIT_IO	    74 /* cannot read the file */
-#define EXTRACT_EXIT_NOTOOL 127
-
 #define EXTRACT_ERRBUF	     1024
 #define EXTRACT_CHUNK	     (64 * 1024)
 #define EXTRACT_INPUT_FACTOR 16
@@ -86,6 +85,9 @@
 #define EXTRACT_INPUT_MAX    (512u << 20)
 #define EXTRACT_SNIFF	     (64 * 1024)
 #define EXTRACT_ZIP_CD_MAX   (64u << 20)
+#define EXTRACT_ENV_MAX	     16
+
+extern char **environ;
 
 enum kind { K_NONE, K_PLAIN, K_MARKDOWN, K_HTML, K_XML, K_PDF, K_DOCX, K_ODT, K_GZIP };
 
@@ -1064,7 +1066,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* the child */
+/* the helper: `docvault __extract` (runs in a process of its own) */
 
 static void child_write(int fd, const char *s, size_t n)
 {
@@ -1080,23 +1082,46 @@ static void child_write(int fd, const char *s, size_t n)
 	}
 }
 
+/* Writes the header line "name[ value]\n". */
+static void child_header(const char *name, const char *value)
+{
+	child_write(1, name, strlen(name));
+	if (value) {
+		child_write(1, " ", 1);
+		child_write(1, value, strlen(value));
+	}
+	child_write(1, "\n", 1);
+}
+
+/* The reason on stderr, then _exit(code): no atexit, nothing to clean up. */
 static _Noreturn void child_fail(int code, const char *what, int err)
 {
 	char msg[EXTRACT_ERROR_SIZE];
-	int n = err ? snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err))
-		    : snprintf(msg, sizeof(msg), "%s", what);
+	int n = err ? snprintf(msg, sizeof(msg), "%s: %s\n", what, strerror(err))
+		    : snprintf(msg, sizeof(msg), "%s\n", what);
 
 	if (n > 0)
 		child_write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 	_exit(code);
 }
 
+/* Sets a limit, never above the hard limit we were started with. */
 static void child_limit(int res, rlim_t soft, rlim_t hard)
 {
-	struct rlimit rl = {.rlim_cur = soft, .rlim_max = hard};
+	struct rlimit rl;
 
+	if (getrlimit(res, &rl) < 0)
+		child_fail(EXTRACT_EXIT_SETUP, "getrlimit", errno);
+	if (rl.rlim_max != RLIM_INFINITY) {
+		if (hard > rl.rlim_max)
+			hard = rl.rlim_max;
+		if (soft > hard)
+			soft = hard;
+	}
+	rl.rlim_cur = soft;
+	rl.rlim_max = hard;
 	if (setrlimit(res, &rl) < 0)
-		child_fail(EXTRACT_EXIT_IO, "setrlimit", errno);
+		child_fail(EXTRACT_EXIT_SETUP, "setrlimit", errno);
 }
 
 static enum kind kind_of(const char *mime)
@@ -1121,8 +1146,7 @@ static enum kind kind_of(const char *mime)
 	return K_NONE;
 }
 
-/* Reads up to cap bytes from fd (from offset 0) into a malloc'ed buffer. */
-/* Grows a child's buffer (the child exits on failure, so no cleanup). */
+/* Grows a helper's buffer (the helper exits on failure, so no cleanup). */
 static char *child_grow(char *b, size_t *sz, size_t cap)
 {
 	size_t nsz = *sz ? *sz * 2 : EXTRACT_CHUNK;
@@ -1136,10 +1160,12 @@ static char *child_grow(char *b, size_t *sz, size_t cap)
 	return b;
 }
 
-static char *child_read(int fd, size_t cap, size_t *len)
+/* Reads up to cap bytes from fd (from offset 0); *more: the file holds more. */
+static char *child_read(int fd, size_t cap, size_t *len, bool *more)
 {
 	size_t n = 0, sz = 0;
 	char *b = child_grow(NULL, &sz, cap);
+	char probe;
 
 	for (;;) {
 		ssize_t r;
@@ -1157,15 +1183,17 @@ static char *child_read(int fd, size_t cap, size_t *len)
 			break;
 		n += (size_t)r;
 	}
+	*more = n == cap && pread(fd, &probe, 1, (off_t)n) == 1;
 	*len = n;
 	return b;
 }
 
-static char *child_gunzip(int fd, size_t cap, size_t *len)
+static char *child_gunzip(int fd, size_t cap, size_t *len, bool *more)
 {
 	int dfd = dup(fd);
 	size_t n = 0, sz = 0;
 	char *b = child_grow(NULL, &sz, cap);
+	char probe;
 	gzFile gz;
 
 	if (dfd < 0 || lseek(dfd, 0, SEEK_SET) < 0)
@@ -1195,6 +1223,7 @@ static char *child_gunzip(int fd, size_t cap, size_t *len)
 		n += (size_t)r;
 	}
 	/* a truncated gzip stream still yields what it has */
+	*more = n == cap && gzread(gz, &probe, 1) == 1;
 	gzclose(gz);
 	*len = n;
 	return b;
@@ -1212,9 +1241,12 @@ static size_t input_cap(const struct extract_limits *lim, enum kind k)
 	return cap < EXTRACT_INPUT_MIN ? EXTRACT_INPUT_MIN : cap;
 }
 
-/* Converts data of kind k and writes the text to stdout. */
-static _Noreturn void child_convert(const struct extract_limits *lim, enum kind k, char *data,
-				    size_t len)
+/*
+ * Converts data of kind k (taking it over) and writes the header's end and
+ * the text to stdout. more: the input was cut, so the text is too.
+ */
+static void child_convert(const struct extract_limits *lim, enum kind k, char *data, size_t len,
+			  bool more)
 {
 	struct extract_buf fixed = {.max = 2 * len + 4}, out = {.max = lim->text_max};
 	int ret = 0;
@@ -1262,11 +1294,14 @@ static _Noreturn void child_convert(const struct extract_limits *lim, enum kind 
 	}
 	if (ret)
 		child_fail(EXTRACT_EXIT_NOMEM, "out of memory", 0);
-	if (out.len)
-		child_write(1, out.data, out.len);
 	free(data);
+	if (out.len) {
+		if (out.full || more)
+			child_header("truncated", NULL);
+		child_header("text", NULL);
+		child_write(1, out.data, out.len);
+	}
 	extract_buf_free(&out);
-	_exit(0);
 }
 
 static _Noreturn void child_pdf(const struct extract_limits *lim, const char *path)
@@ -1287,6 +1322,7 @@ static _Noreturn void child_pdf(const struct extract_limits *lim, const char *pa
 		child_fail(EXTRACT_EXIT_NOTOOL, "pdftotext not found (install poppler-utils)", 0);
 	/* a name that starts with '-' must not read as an option */
 	snprintf(arg, sizeof(arg), "%s%s", path[0] == '-' ? "./" : "", path);
+	child_header("text", NULL);
 	if (EXTRACT_SANITIZED && lim->mem_limit)
 		child_limit(RLIMIT_AS, (rlim_t)lim->mem_limit, (rlim_t)lim->mem_limit);
 	{
@@ -1297,61 +1333,35 @@ static _Noreturn void child_pdf(const struct extract_limits *lim, const char *pa
 	child_fail(EXTRACT_EXIT_NOTOOL, "exec pdftotext", errno);
 }
 
-static _Noreturn void child_main(const struct extract_limits *lim, const char *path, int datafd,
-				 int errfd)
+/* Extracts the document open at fd; returns the exit status or exits. */
+static int child_document(const struct extract_limits *lim, const char *path, int fd)
 {
 	char mime[EXTRACT_MIME_SIZE], inner[EXTRACT_MIME_SIZE];
 	const char *m;
-	sigset_t all;
+	bool more = false;
 	magic_t mg;
 	enum kind k;
 	size_t len;
 	char *data;
-	int fd, nul;
 
-	/* signals as a fresh process has them (the daemon may block or ignore some) */
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			signal(s, SIG_DFL);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	nul = open("/dev/null", O_RDONLY);
-	if (nul < 0 || dup2(nul, 0) < 0 || dup2(datafd, 1) < 0 || dup2(errfd, 2) < 0)
-		_exit(EXTRACT_EXIT_IO);
-	close_range(3, ~0U, 0);
-
-	child_limit(RLIMIT_CORE, 0, 0);
-	child_limit(RLIMIT_FSIZE, 0, 0);
-	if (lim->cpu_limit > 0) {
-		rlim_t s = (rlim_t)ceil(lim->cpu_limit);
-
-		child_limit(RLIMIT_CPU, s, s + 1);
-	}
-	if (!EXTRACT_SANITIZED && lim->mem_limit)
-		child_limit(RLIMIT_AS, (rlim_t)lim->mem_limit, (rlim_t)lim->mem_limit);
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		child_fail(EXTRACT_EXIT_IO, path, errno);
 	mg = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS);
 	if (!mg)
 		child_fail(EXTRACT_EXIT_NOMEM, "libmagic", errno);
 	if (magic_load(mg, NULL) < 0)
-		child_fail(EXTRACT_EXIT_IO, "libmagic: cannot load its database", 0);
+		child_fail(EXTRACT_EXIT_SETUP, "libmagic: cannot load its database", 0);
 	m = magic_descriptor(mg, fd);
 	snprintf(mime, sizeof(mime), "%s", m ? m : "application/octet-stream");
 	k = kind_of(mime);
 	if (k == K_NONE && strcmp(mime, "application/zip") != 0 &&
 	    strcmp(mime, "application/octet-stream") != 0) {
-		child_write(1, mime, strlen(mime));
-		child_write(1, "\n", 1);
-		_exit(0);
+		child_header("mime", mime);
+		magic_close(mg);
+		return 0;
 	}
 	if (k == K_NONE || k == K_DOCX || k == K_ODT) {
 		/* a zip: tell DOCX from ODT by their members, whatever magic said */
-		bool trunc;
 		int r = extract_zip_member(fd, "word/document.xml", input_cap(lim, K_DOCX), &data,
-					   &len, &trunc);
+					   &len, &more);
 
 		if (r == 0) {
 			k = K_DOCX;
@@ -1361,21 +1371,25 @@ static _Noreturn void child_main(const struct extract_limits *lim, const char *p
 					 "wordprocessingml.document");
 		} else if (r == -ENOENT || (r == -EINVAL && k == K_NONE)) {
 			r = extract_zip_member(fd, "content.xml", input_cap(lim, K_ODT), &data,
-					       &len, &trunc);
+					       &len, &more);
 			if (r == 0 && k == K_NONE) {
 				k = K_ODT;
 				snprintf(mime, sizeof(mime), "%s",
 					 "application/vnd.oasis.opendocument.text");
 			}
 		}
-		child_write(1, mime, strlen(mime));
-		child_write(1, "\n", 1);
+		child_header("mime", mime);
+		magic_close(mg);
 		if (r == -ENOMEM)
 			child_fail(EXTRACT_EXIT_NOMEM, "out of memory", 0);
-		if (r == 0 && k != K_NONE)
-			child_convert(lim, k, data, len);
+		if (r == 0 && k != K_NONE) {
+			child_convert(lim, k, data, len, more);
+			return 0;
+		}
+		if (r == 0)
+			free(data);
 		if (k == K_NONE)
-			_exit(0); /* another kind of zip or binary: no text */
+			return 0; /* another kind of zip or binary: no text */
 		child_fail(r == -EIO ? EXTRACT_EXIT_IO : EXTRACT_EXIT_BAD,
 			   r == -ENOENT	  ? "no document part in the archive"
 			   : r == -EINVAL ? "corrupt, encrypted or zip64 archive"
@@ -1391,29 +1405,154 @@ static _Noreturn void child_main(const struct extract_limits *lim, const char *p
 			snprintf(mime, sizeof(mime), "%s", "text/markdown");
 		}
 	}
-	child_write(1, mime, strlen(mime));
-	child_write(1, "\n", 1);
-	if (k == K_PDF)
+	child_header("mime", mime);
+	if (k == K_PDF) {
+		magic_close(mg);
 		child_pdf(lim, path);
+	}
 	if (k == K_GZIP) {
-		data = child_gunzip(fd, input_cap(lim, K_HTML), &len);
+		data = child_gunzip(fd, input_cap(lim, K_HTML), &len, &more);
 		m = magic_buffer(mg, data, len < (1u << 20) ? len : (1u << 20));
 		snprintf(inner, sizeof(inner), "%s", m ? m : "application/octet-stream");
+		magic_close(mg);
 		k = kind_of(inner);
 		if (k == K_PLAIN && strcmp(inner, "text/plain") == 0 &&
 		    extract_looks_markdown(data, len < EXTRACT_SNIFF ? len : EXTRACT_SNIFF))
 			k = K_MARKDOWN;
-		if (k != K_PLAIN && k != K_MARKDOWN && k != K_HTML && k != K_XML)
-			_exit(0); /* a compressed binary, PDF or archive: no text */
-		if (k == K_PLAIN && len > input_cap(lim, K_PLAIN))
+		if (k != K_PLAIN && k != K_MARKDOWN && k != K_HTML && k != K_XML) {
+			free(data);
+			return 0; /* a compressed binary, PDF or archive: no text */
+		}
+		if (k == K_PLAIN && len > input_cap(lim, K_PLAIN)) {
 			len = input_cap(lim, K_PLAIN);
-		child_convert(lim, k, data, len);
+			more = true;
+		}
+		child_convert(lim, k, data, len, more);
+		return 0;
 	}
+	magic_close(mg);
 	if (k == K_NONE)
-		_exit(0);
-	data = child_read(fd, input_cap(lim, k), &len);
-	child_convert(lim, k, data, len);
-	_exit(0);
+		return 0;
+	data = child_read(fd, input_cap(lim, k), &len, &more);
+	child_convert(lim, k, data, len, more);
+	return 0;
+}
+
+static const char child_usage[] =
+    "usage: docvault __extract [--cpu S] [--mem BYTES] [--fsize BYTES] [--text-max BYTES] "
+    "[--] FILE\n"
+    "(internal: the text extraction helper that docvault's workers run; see extract.h)\n";
+
+static _Noreturn void child_usage_fail(const char *what, const char *arg)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "docvault __extract: %s%s%s\n%s", what, arg ? ": " : "",
+			 arg ? arg : "", child_usage);
+
+	if (n > 0)
+		child_write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	_exit(EXTRACT_EXIT_USAGE);
+}
+
+/*
+ * Matches argv[*i] against "--name VALUE" or "--name=VALUE"; on a match sets
+ * *value (advancing *i past a separate value) and returns true.
+ */
+static bool child_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return false;
+	if (argv[*i][n] == '=') {
+		*value = argv[*i] + n + 1;
+		return true;
+	}
+	if (argv[*i][n] != '\0')
+		return false;
+	if (*i + 1 >= argc)
+		child_usage_fail("a value is missing after", name);
+	*value = argv[++*i];
+	return true;
+}
+
+static uint64_t child_bytes(const char *name, const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || *end || errno)
+		child_usage_fail("not a number of bytes", name);
+	return (uint64_t)v;
+}
+
+int extract_child_main(int argc, char **argv)
+{
+	struct extract_limits lim = {.text_max = EXTRACT_TEXT_MAX_DEFAULT};
+	uint64_t fsize = 0;
+	const char *path = NULL, *v;
+	int i, fd, code;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strncmp(argv[i], "--", 2) != 0)
+			break;
+		if (child_opt(argc, argv, &i, "--cpu", &v)) {
+			char *end;
+
+			errno = 0;
+			lim.cpu_limit = strtod(v, &end);
+			if (!*v || *end || errno || !isfinite(lim.cpu_limit) || lim.cpu_limit < 0 ||
+			    lim.cpu_limit > 1e9)
+				child_usage_fail("not a number of seconds", "--cpu");
+		} else if (child_opt(argc, argv, &i, "--mem", &v)) {
+			lim.mem_limit = child_bytes("--mem", v);
+		} else if (child_opt(argc, argv, &i, "--fsize", &v)) {
+			fsize = child_bytes("--fsize", v);
+		} else if (child_opt(argc, argv, &i, "--text-max", &v)) {
+			lim.text_max = (size_t)child_bytes("--text-max", v);
+			if (!lim.text_max || lim.text_max > SIZE_MAX / 4)
+				child_usage_fail("out of range", "--text-max");
+		} else if (strcmp(argv[i], "--help") == 0) {
+			child_write(1, child_usage, strlen(child_usage));
+			return 0;
+		} else {
+			child_usage_fail("unknown option", argv[i]);
+		}
+	}
+	if (i != argc - 1)
+		child_usage_fail("give exactly one FILE", NULL);
+	path = argv[i];
+
+	child_header(EXTRACT_BANNER, NULL);
+	/* limits first: nothing below runs without them */
+	child_limit(RLIMIT_CORE, 0, 0);
+	child_limit(RLIMIT_FSIZE, (rlim_t)fsize, (rlim_t)fsize);
+	if (lim.cpu_limit > 0) {
+		rlim_t s = (rlim_t)ceil(lim.cpu_limit);
+
+		child_limit(RLIMIT_CPU, s, s + 1);
+	}
+	if (!EXTRACT_SANITIZED && lim.mem_limit)
+		child_limit(RLIMIT_AS, (rlim_t)lim.mem_limit, (rlim_t)lim.mem_limit);
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		child_fail(EXTRACT_EXIT_IO, path, errno);
+	code = child_document(&lim, path, fd);
+	close(fd);
+	/*
+	 * _exit, not return: no atexit work in a process that only wrote to
+	 * pipes. Under ASan that skips LeakSanitizer's exit scan, a third of a
+	 * sanitized helper's CPU time; test_extract leak-checks the converters
+	 * in its own process instead.
+	 */
+	_exit(code);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1448,9 +1587,14 @@ static void text_clean(char *t, size_t len)
 }
 
 struct collect {
-	char hdr[EXTRACT_MIME_SIZE];
-	size_t hdr_len;
-	bool hdr_done;
+	char line[EXTRACT_HEADER_MAX]; /* the header line being read */
+	size_t line_len;
+	size_t hdr_total; /* header bytes so far */
+	bool banner;	  /* the first line was EXTRACT_BANNER */
+	bool bad;	  /* the output breaks the protocol: stop reading */
+	bool in_text;	  /* the header is done, text follows */
+	bool truncated;	  /* the helper said "truncated" */
+	char mime[EXTRACT_MIME_SIZE];
 	char *text;
 	size_t len, cap, max;
 	bool full;
@@ -1458,20 +1602,43 @@ struct collect {
 	size_t err_len;
 };
 
+/* One complete header line in c->line. */
+static void collect_line(struct collect *c)
+{
+	const char *l = c->line;
+
+	if (!c->banner) {
+		c->banner = strcmp(l, EXTRACT_BANNER) == 0;
+		c->bad = !c->banner;
+	} else if (strncmp(l, "mime ", 5) == 0) {
+		snprintf(c->mime, sizeof(c->mime), "%s", l + 5);
+	} else if (strcmp(l, "truncated") == 0) {
+		c->truncated = true;
+	} else if (strcmp(l, "text") == 0) {
+		c->in_text = true;
+	}
+	/* other lines: a later protocol's, ignored */
+}
+
 /* Takes n bytes from the data pipe. 0 or -ENOMEM. */
 static int collect_data(struct collect *c, const char *p, size_t n)
 {
-	while (n && !c->hdr_done) {
+	while (n && !c->in_text && !c->bad) {
+		if (++c->hdr_total > EXTRACT_HEADER_MAX) {
+			c->bad = true;
+			return 0;
+		}
 		if (*p == '\n') {
-			c->hdr_done = true;
-		} else if (c->hdr_len < sizeof(c->hdr) - 1) {
-			c->hdr[c->hdr_len++] = *p;
-			c->hdr[c->hdr_len] = '\0';
+			c->line[c->line_len] = '\0';
+			collect_line(c);
+			c->line_len = 0;
+		} else if (c->line_len < sizeof(c->line) - 1) {
+			c->line[c->line_len++] = *p;
 		}
 		p++;
 		n--;
 	}
-	if (!n)
+	if (!n || c->bad)
 		return 0;
 	if (c->len + n > c->max + 4) {
 		n = c->max + 4 - c->len; /* + 4: finish the last character */
@@ -1496,12 +1663,7 @@ static int collect_data(struct collect *c, const char *p, size_t n)
 	return 0;
 }
 
-static void set_error(struct extract_result *out, const char *prefix, const char *detail)
-{
-	snprintf(out->error, sizeof(out->error), "%s%s", prefix, detail);
-}
-
-/* The most telling line of the child's stderr: the last "Error" line, else the last line. */
+/* The most telling line of the helper's stderr: the last "Error" line, else the last line. */
 static const char *err_line(struct collect *c)
 {
 	char *best = NULL, *save = NULL;
@@ -1523,9 +1685,189 @@ static int reap(pid_t pid, int *status)
 	return 0;
 }
 
+/*
+ * The helper program (see extract.h) into buf. 0, or -ENOENT with
+ * out->error naming what was looked for.
+ */
+static int helper_find(const struct extract_limits *lim, char *buf, size_t size,
+		       struct extract_result *out)
+{
+	const char *h = lim->helper;
+	char exe[PATH_MAX], *slash;
+	struct stat st;
+	ssize_t n;
+
+	if (!h || !*h)
+		h = getenv(EXTRACT_HELPER_ENV);
+	if (h && *h) {
+		if ((size_t)snprintf(buf, size, "%s", h) >= size) {
+			snprintf(out->error, sizeof(out->error), "extraction helper path too long");
+			return -ENAMETOOLONG;
+		}
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		if ((size_t)snprintf(buf, size, "%s/docvault", exe) < size && stat(buf, &st) == 0 &&
+		    S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
+			return 0;
+	} else {
+		snprintf(buf, size, "%s", "/proc/self/exe: unreadable");
+	}
+	snprintf(out->error, sizeof(out->error),
+		 "no text extraction helper: none given, %s unset, and no executable %.120s",
+		 EXTRACT_HELPER_ENV, buf);
+	return -ENOENT;
+}
+
+/* A pipe with both ends close-on-exec and above 2 (so file actions cannot clash). */
+static int pipe_high(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		if (p[i] <= 2) {
+			int fd = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+
+			if (fd < 0) {
+				int ret = -errno;
+
+				close(p[0]);
+				close(p[1]);
+				p[0] = p[1] = -1;
+				return ret;
+			}
+			close(p[i]);
+			p[i] = fd;
+		}
+	}
+	return 0;
+}
+
+/* The helper's environment: PATH and what shapes how it runs; no secrets. */
+static void helper_env(char **envp)
+{
+	static const char *const keep[] = {
+	    "ASAN_OPTIONS=", "UBSAN_OPTIONS=",	 "LSAN_OPTIONS=", "TSAN_OPTIONS=",
+	    "MAGIC=",	     "LD_LIBRARY_PATH=", "MSAN_OPTIONS=", NULL};
+	size_t n = 0;
+
+	envp[n++] = "PATH=/usr/bin:/bin";
+	for (char **e = environ; e && *e && n < EXTRACT_ENV_MAX - 1; e++)
+		for (int k = 0; keep[k]; k++)
+			if (strncmp(*e, keep[k], strlen(keep[k])) == 0) {
+				envp[n++] = *e;
+				break;
+			}
+	envp[n] = NULL;
+}
+
+/*
+ * Starts the helper on path with stdin /dev/null, stdout dp[1], stderr
+ * ep[1], every other descriptor closed, signals at their defaults.
+ * 0 with *pid, or a negative errno with out->error set.
+ */
+static int helper_spawn(const struct extract_limits *lim, const char *helper, const char *path,
+			int dp1, int ep1, pid_t *pid, struct extract_result *out)
+{
+	char cpu[32], mem[32], tmax[32], *envp[EXTRACT_ENV_MAX];
+	char *argv[] = {
+	    (char *)helper, "__extract", "--cpu", cpu,		"--mem", mem, "--fsize", "0",
+	    "--text-max",   tmax,	 "--",	  (char *)path, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t all, none;
+	int ret;
+
+	snprintf(cpu, sizeof(cpu), "%g", lim->cpu_limit > 0 ? lim->cpu_limit : 0);
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->mem_limit);
+	snprintf(tmax, sizeof(tmax), "%zu", lim->text_max);
+	helper_env(envp);
+	sigfillset(&all);
+	sigemptyset(&none);
+	if ((ret = posix_spawn_file_actions_init(&fa)))
+		goto fail;
+	if ((ret = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto fail;
+	}
+	if (!(ret = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) &&
+	    !(ret = posix_spawn_file_actions_adddup2(&fa, dp1, 1)) &&
+	    !(ret = posix_spawn_file_actions_adddup2(&fa, ep1, 2)) &&
+	    !(ret = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) &&
+	    !(ret = posix_spawnattr_setsigdefault(&at, &all)) &&
+	    !(ret = posix_spawnattr_setsigmask(&at, &none)) &&
+	    !(ret = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)))
+		ret = posix_spawn(pid, helper, &fa, &at, argv, envp);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	if (!ret)
+		return 0;
+fail:
+	snprintf(out->error, sizeof(out->error), "cannot run the text extraction helper %.160s: %s",
+		 helper, strerror(ret));
+	/* a missing or unusable program is a setup problem: retried, never the document's */
+	return ret == EACCES || ret == ENOEXEC || ret == ENOTDIR ? -ENOENT : -ret;
+}
+
+/* Turns how the helper ended into ret and out->error (c->banner was seen). */
+static int helper_status(const struct extract_limits *lim, struct collect *c, int status,
+			 struct extract_result *out)
+{
+	char line[200];
+
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+
+		if (sig == SIGXCPU || (sig == SIGKILL && lim->cpu_limit > 0))
+			snprintf(out->error, sizeof(out->error),
+				 "extraction exceeded the CPU limit of %g s", lim->cpu_limit);
+		else
+			snprintf(out->error, sizeof(out->error), "extractor crashed with SIG%s%s",
+				 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
+				 lim->mem_limit ? ", likely at the memory limit" : "");
+		return -EINVAL;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
+		return 0;
+	snprintf(line, sizeof(line), "%s", err_line(c));
+	switch (WEXITSTATUS(status)) {
+	case EXTRACT_EXIT_NOMEM:
+		if (!lim->mem_limit) {
+			snprintf(out->error, sizeof(out->error), "extraction ran out of memory");
+			return -ENOMEM;
+		}
+		snprintf(out->error, sizeof(out->error),
+			 "extraction exceeded the memory limit (%s)", line);
+		return -EINVAL;
+	case EXTRACT_EXIT_IO:
+		snprintf(out->error, sizeof(out->error), "cannot read the document: %s", line);
+		return -EIO;
+	case EXTRACT_EXIT_SETUP:
+		snprintf(out->error, sizeof(out->error), "text extraction helper: %s", line);
+		return -EIO;
+	case EXTRACT_EXIT_NOTOOL:
+		snprintf(out->error, sizeof(out->error), "%s", line);
+		return -ENOENT;
+	case EXTRACT_EXIT_BAD:
+		snprintf(out->error, sizeof(out->error), "%s", line);
+		return -EINVAL;
+	default:
+		snprintf(out->error, sizeof(out->error), "%s failed (exit %d): %s",
+			 kind_of(c->mime) == K_PDF ? "pdftotext" : "extractor", WEXITSTATUS(status),
+			 line);
+		return -EINVAL;
+	}
+}
+
 int extract_file(const struct extract_limits *lim, const char *path, struct extract_result *out)
 {
 	int dp[2] = {-1, -1}, ep[2] = {-1, -1}, status = 0, ret = 0;
+	char helper[PATH_MAX];
 	struct collect *c;
 	bool timed_out = false, killed = false;
 	double deadline;
@@ -1535,21 +1877,18 @@ int extract_file(const struct extract_limits *lim, const char *path, struct extr
 	snprintf(out->mime, sizeof(out->mime), "%s", "application/octet-stream");
 	if (!lim || !path || !lim->text_max)
 		return -EINVAL;
+	if ((ret = helper_find(lim, helper, sizeof(helper), out)))
+		return ret;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->max = lim->text_max;
-	if (pipe2(dp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-		ret = -errno;
+	if ((ret = pipe_high(dp)) || (ret = pipe_high(ep))) {
+		snprintf(out->error, sizeof(out->error), "cannot make a pipe: %s", strerror(-ret));
 		goto out;
 	}
-	pid = fork();
-	if (pid < 0) {
-		ret = -errno;
+	if ((ret = helper_spawn(lim, helper, path, dp[1], ep[1], &pid, out)))
 		goto out;
-	}
-	if (pid == 0)
-		child_main(lim, path, dp[1], ep[1]);
 	close(dp[1]);
 	close(ep[1]);
 	dp[1] = ep[1] = -1;
@@ -1574,6 +1913,7 @@ int extract_file(const struct extract_limits *lim, const char *path, struct extr
 			continue;
 		if (pr < 0) {
 			ret = -errno;
+			snprintf(out->error, sizeof(out->error), "poll: %s", strerror(errno));
 			break;
 		}
 		for (int i = 0; i < 2; i++) {
@@ -1601,67 +1941,65 @@ int extract_file(const struct extract_limits *lim, const char *path, struct extr
 				memcpy(c->err + c->err_len, buf, (size_t)r);
 				c->err_len += (size_t)r;
 			} else if ((ret = collect_data(c, buf, (size_t)r))) {
+				snprintf(out->error, sizeof(out->error), "out of memory");
 				break;
 			}
 		}
-		if (ret || c->full)
+		if (ret || c->full || c->bad)
 			break;
 	}
-	if (timed_out || ret || c->full) {
+	if (timed_out || ret || c->full || c->bad) {
 		kill(pid, SIGKILL);
 		killed = true;
 	}
-	if (reap(pid, &status) < 0 && !ret)
+	if (reap(pid, &status) < 0 && !ret) {
 		ret = -ECHILD;
-	if (c->hdr_done && c->hdr_len)
-		snprintf(out->mime, sizeof(out->mime), "%s", c->hdr);
+		snprintf(out->error, sizeof(out->error), "lost the extraction helper (waitpid)");
+	}
+	if (c->mime[0])
+		snprintf(out->mime, sizeof(out->mime), "%s", c->mime);
 	if (ret)
 		goto out;
+	if (!c->banner) {
+		/* not our helper (an older docvault, a wrong DOCVAULT_HELPER), or it did not start
+		 */
+		char why[96];
+
+		if (c->bad)
+			snprintf(
+			    why, sizeof(why), "%s",
+			    "is not a docvault extraction helper (its first line is no banner)");
+		else if (timed_out)
+			snprintf(why, sizeof(why), "did not start within %g s", lim->wall_limit);
+		else if (WIFSIGNALED(status))
+			snprintf(why, sizeof(why), "died of SIG%s before its banner",
+				 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status))
+								: "?");
+		else
+			snprintf(why, sizeof(why), "is not a docvault extraction helper (exit %d)",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		snprintf(out->error, sizeof(out->error), "text extraction helper %.72s %s: %.50s",
+			 helper, why, err_line(c));
+		ret = -ENOENT;
+		goto out;
+	}
+	if (c->bad) {
+		snprintf(out->error, sizeof(out->error),
+			 "text extraction helper %.120s: header longer than %d bytes", helper,
+			 EXTRACT_HEADER_MAX);
+		ret = -EIO;
+		goto out;
+	}
 	if (timed_out) {
 		snprintf(out->error, sizeof(out->error),
 			 "extraction exceeded the wall-clock limit of %g s", lim->wall_limit);
 		ret = -EINVAL;
-	} else if (killed) {
-		/* c->full: we have all the text we keep */
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-
-		if (sig == SIGXCPU || (sig == SIGKILL && lim->cpu_limit > 0))
-			snprintf(out->error, sizeof(out->error),
-				 "extraction exceeded the CPU limit of %g s", lim->cpu_limit);
-		else
-			snprintf(out->error, sizeof(out->error), "extractor crashed with SIG%s%s",
-				 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
-				 lim->mem_limit ? ", likely at the memory limit" : "");
-		ret = -EINVAL;
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-		int code = WEXITSTATUS(status);
-
-		if (code == EXTRACT_EXIT_NOMEM) {
-			snprintf(out->error, sizeof(out->error),
-				 "extraction exceeded the memory limit (%s)", err_line(c));
-			ret = -EINVAL;
-		} else if (code == EXTRACT_EXIT_IO) {
-			set_error(out, "cannot read the document: ", err_line(c));
-			ret = -EIO;
-		} else if (code == EXTRACT_EXIT_NOTOOL) {
-			set_error(out, "", err_line(c));
-			ret = -ENOENT;
-		} else if (code == EXTRACT_EXIT_BAD) {
-			set_error(out, "", err_line(c));
-			ret = -EINVAL;
-		} else {
-			char line[200];
-
-			snprintf(line, sizeof(line), "%s", err_line(c));
-			snprintf(out->error, sizeof(out->error), "pdftotext failed (exit %d): %s",
-				 code, line);
-			ret = -EINVAL;
-		}
-	}
-	if (ret)
 		goto out;
-	out->truncated = c->full;
+	}
+	/* killed (and not timed out): c->full, we have all the text we keep */
+	if (!killed && (ret = helper_status(lim, c, status, out)))
+		goto out;
+	out->truncated = c->full || c->truncated;
 	if (c->len > lim->text_max) {
 		size_t n = lim->text_max;
 

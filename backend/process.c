@@ -97,6 +97,7 @@ int process_file(const struct process_opts *o, const char *path, struct process_
 	lim.mem_limit = o->mem_limit;
 	lim.wall_limit = o->wall_limit;
 	lim.text_max = o->text_max;
+	lim.helper = o->helper;
 	ret = extract_file(&lim, path, &ex);
 	memcpy(out->mime, ex.mime, sizeof(out->mime));
 	memcpy(out->error, ex.error, sizeof(out->error));

@@ -24,6 +24,7 @@
 #include "docvault/meta.h"
 #include "docvault/store.h"
 #include "docvault/vfs.h"
+#include "cmd_extract.h"
 #include "cmd_sync.h"
 #include "cmds.h"
 #include "ops.h"
@@ -162,6 +163,9 @@ static int main_status(int argc, char **argv)
 	printf("bytes:         %llu\n", (unsigned long long)s.bytes);
 	printf("bytes stored:  %llu (%llu distinct contents, after dedup)\n",
 	       (unsigned long long)s.blob_bytes, (unsigned long long)s.blobs);
+	/* stored bytes include contents no file uses any more (until gc) */
+	printf("saved by dedup: %llu bytes\n",
+	       (unsigned long long)(s.bytes > s.blob_bytes ? s.bytes - s.blob_bytes : 0));
 	printf("mounts alive:  %llu\n", (unsigned long long)s.sessions_alive);
 	cmd_print_doc_counts(m, stdout);
 	cmd_queue_status(&cfg);
@@ -492,6 +496,9 @@ int main(int argc, char **argv)
 		return main_help(1, argv);
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
 		return main_version(1, argv);
+	/* not for people: the processing workers run it to extract text in a fresh process */
+	if (!strcmp(argv[1], "__extract"))
+		return cmd_extract(argc - 1, argv + 1);
 	for (size_t i = 0; i < MAIN_NCMDS; i++)
 		if (!strcmp(argv[1], main_cmds[i].name))
 			return main_cmds[i].run(argc - 1, argv + 1);

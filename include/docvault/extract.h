@@ -1,23 +1,60 @@
 /*
  * extract.h - MIME detection and text extraction for one document file.
  *
- * Model: extract_file() forks a child that detects the MIME type with
- * libmagic and turns the file into UTF-8 text: plain text and source code
- * (UTF-8 kept, other bytes read as Latin-1/CP1252), Markdown (markup
- * reduced), HTML (tags, script and style removed, entities decoded), PDF
- * (poppler's pdftotext, exec'ed), DOCX (word/document.xml) and ODT
- * (content.xml) through a small built-in zip reader, and text inside gzip.
- * The child runs under CPU-time, address-space and wall-clock limits, so a
- * hostile file fails its document, never the caller. The parent keeps at
- * most text_max bytes of text (cut on a character boundary).
+ * Model: extract_file() runs a helper program, a fresh exec of the docvault
+ * binary itself (`docvault __extract`, see below), that detects the MIME
+ * type with libmagic and turns the file into UTF-8 text: plain text and
+ * source code (UTF-8 kept, other bytes read as Latin-1/CP1252), Markdown
+ * (markup reduced), HTML (tags, script and style removed, entities
+ * decoded), PDF (poppler's pdftotext, exec'ed by the helper), DOCX
+ * (word/document.xml) and ODT (content.xml) through a small built-in zip
+ * reader, and text inside gzip. The helper runs under CPU-time,
+ * address-space and wall-clock limits, so a hostile file fails its
+ * document, never the caller. The caller keeps at most text_max bytes of
+ * text (cut on a character boundary).
  *
- * The converters below are pure functions on memory, used by the child and
- * by the tests. They write into a struct extract_buf, which never grows
+ * The helper program, in this order: lim->helper; the environment variable
+ * DOCVAULT_HELPER; "docvault" in the directory of the running program
+ * (/proc/self/exe) when it exists and is executable. None of them: the
+ * document's job fails with -ENOENT (retried) and a reason naming what was
+ * looked for. Tests set DOCVAULT_HELPER to the docvault they built.
+ *
+ * The helper's protocol (private to this module and the same binary, but
+ * written down so a human can run it):
+ *
+ *   docvault __extract [--cpu S] [--mem BYTES] [--fsize BYTES]
+ *                      [--text-max BYTES] [--] FILE
+ *
+ * It parses its arguments (bad ones: exit EXTRACT_EXIT_USAGE, nothing on
+ * stdout), writes the banner line, sets its own limits with setrlimit
+ * (RLIMIT_CORE 0; RLIMIT_CPU S rounded up, hard limit one second more;
+ * RLIMIT_AS BYTES, see extract.c on sanitizers; RLIMIT_FSIZE BYTES,
+ * default 0: it writes no file - pipes are not limited, so by hand run it
+ * as `docvault __extract FILE 2>&1 | less`, never into a file; 0 in --cpu
+ * or --mem means no limit), and only then opens FILE. stdout:
+ *
+ *   "docvault-extract 1\n"   the banner (EXTRACT_BANNER): proves that the
+ *                             program is a docvault helper of this protocol
+ *   "mime TYPE\n"            the MIME type, as soon as it is known
+ *   "truncated\n"            (optional) the text was cut at --text-max
+ *   "text\n"                 (optional) the last header line: the text
+ *                             follows, raw UTF-8, until end of file
+ *
+ * A reader ignores header lines it does not know; no "text" line means no
+ * text. The header is at most EXTRACT_HEADER_MAX bytes. stderr carries the
+ * reason of a failure in one line (and pdftotext's own messages). The exit
+ * status says how it ended: 0, or one of EXTRACT_EXIT_* below, or (PDF)
+ * pdftotext's own non-zero status; a signal: SIGXCPU (or SIGKILL at the
+ * hard limit) is the CPU limit, SIGSEGV/SIGABRT usually the memory limit.
+ *
+ * The converters below are pure functions on memory, used by the helper
+ * and by the tests. They write into a struct extract_buf, which never grows
  * beyond its max (the rest is dropped and buf->full is set), so a converter
  * stops early once its output is full.
  *
- * Threading: everything here is reentrant; extract_file() blocks up to the
- * wall-clock limit. Ownership: results are malloc'ed, freed with
+ * Threading: everything here is reentrant; extract_file() starts the helper
+ * with posix_spawn (never fork: the caller is multi-threaded) and blocks up
+ * to the wall-clock limit. Ownership: results are malloc'ed, freed with
  * extract_result_free() / extract_buf_free(). Not: OCR, legacy .doc/.xls,
  * spreadsheets and presentations, encrypted or zip64 archives.
  */
@@ -31,12 +68,26 @@
 #define EXTRACT_MIME_SIZE  128
 #define EXTRACT_ERROR_SIZE 256
 
+#define EXTRACT_HELPER_ENV	 "DOCVAULT_HELPER"    /* the helper program, if not given */
+#define EXTRACT_BANNER		 "docvault-extract 1" /* the helper's first line */
+#define EXTRACT_HEADER_MAX	 1024		      /* bytes of header at most */
+#define EXTRACT_TEXT_MAX_DEFAULT (4u << 20)	      /* --text-max when not given */
+
+/* The helper's exit statuses (sysexits.h values), besides 0 and pdftotext's own. */
+#define EXTRACT_EXIT_USAGE  64	/* bad arguments (no banner written) */
+#define EXTRACT_EXIT_BAD    65	/* the document is bad; the reason on stderr */
+#define EXTRACT_EXIT_SETUP  69	/* cannot set up: setrlimit, libmagic's database */
+#define EXTRACT_EXIT_NOMEM  71	/* out of memory (the memory limit, if one is set) */
+#define EXTRACT_EXIT_IO	    74	/* cannot read the file; the reason on stderr */
+#define EXTRACT_EXIT_NOTOOL 127 /* pdftotext is not installed or cannot run */
+
 /* Limits of one extraction; 0 in a limit means none. */
 struct extract_limits {
-	double cpu_limit;   /* CPU seconds of the child (rounded up to whole seconds) */
-	uint64_t mem_limit; /* RLIMIT_AS of the child, bytes (see extract.c on sanitizers) */
-	double wall_limit;  /* wall-clock seconds before the child is killed */
+	double cpu_limit;   /* CPU seconds of the helper (rounded up to whole seconds) */
+	uint64_t mem_limit; /* RLIMIT_AS of the helper, bytes (see extract.c on sanitizers) */
+	double wall_limit;  /* wall-clock seconds before the helper is killed */
 	size_t text_max;    /* bytes of text kept (> 0) */
+	const char *helper; /* the docvault program to run; NULL: see the top of this file */
 };
 
 struct extract_result {
@@ -48,16 +99,27 @@ struct extract_result {
 };
 
 /*
- * Detects the MIME type of the file at path and extracts its text in a
- * limited child process. Returns 0 (a file without text, e.g. an image or
+ * Detects the MIME type of the file at path and extracts its text in the
+ * limited helper process. Returns 0 (a file without text, e.g. an image or
  * an empty file, is no error: text is NULL), -EINVAL when the document is
- * bad (corrupt, or it hit a limit; out->error says which), or another
- * negative errno for a failure worth retrying: -EIO/-ENOENT/-EACCES opening
- * the file, -ENOMEM, -EAGAIN (fork), -ENOENT with out->error set when
- * pdftotext is not installed. out is filled in every case and needs
- * extract_result_free(). Logs nothing: the caller decides.
+ * bad (corrupt, it hit a limit, or it crashed the extractor; out->error
+ * says which), or another negative errno for a failure worth retrying,
+ * with out->error set: -EIO reading the file or setting up the helper,
+ * -ENOMEM (also out of memory with no memory limit), -EAGAIN/-EMFILE
+ * (spawn, pipes), -ENOENT when there is no helper program, it is not a
+ * docvault helper, or pdftotext is not installed. out is filled in every
+ * case and needs extract_result_free(). Logs nothing: the caller decides.
  */
 int extract_file(const struct extract_limits *lim, const char *path, struct extract_result *out);
+
+/*
+ * The helper's main (`docvault __extract ...`, see the top of this file):
+ * argv[0] is the subcommand's name. Ends the process itself with _exit()
+ * (or exec's pdftotext); returns the exit status only for --help. Only for
+ * a fresh process of its own: it sets limits on the whole process and
+ * writes to descriptors 1 and 2.
+ */
+int extract_child_main(int argc, char **argv);
 
 /* Frees out->text and zeroes *out; accepts NULL. */
 void extract_result_free(struct extract_result *r);

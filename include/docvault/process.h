@@ -2,7 +2,8 @@
  * process.h - processing one document: MIME type, text, summary, tags.
  *
  * Model: a pure function of a local file and the options. process_file()
- * runs extraction in a limited child process (extract.h), then summarises
+ * runs extraction in a limited helper process (extract.h: a fresh exec of
+ * the docvault binary, never a fork of the caller), then summarises
  * the text with the OpenAI-compatible endpoint when configured (ai.h),
  * falling back to the built-in extractive summariser (summarize.h) when the
  * endpoint fails, and picks keyword tags from the text. It knows nothing of
@@ -36,9 +37,11 @@ struct process_opts {
 	uint64_t mem_limit; /* extraction child: RLIMIT_AS bytes */
 	double wall_limit;  /* extraction child: wall seconds */
 	size_t text_max;    /* bytes of text kept */
+	const char *helper; /* the docvault program that extracts (`__extract`); NULL:
+			       $DOCVAULT_HELPER, else docvault next to this program */
 };
 
-/* Fills *o from cfg->processing (borrowing its strings). */
+/* Fills *o from cfg->processing (borrowing its strings); o->helper is NULL. */
 void process_opts_from_config(const struct dv_config *cfg, struct process_opts *o);
 
 struct process_result {
@@ -55,12 +58,13 @@ struct process_result {
 
 /*
  * Processes the document in the file at path (a complete local copy of the
- * blob): MIME type, text (in a child process with CPU/memory/wall limits),
+ * blob): MIME type, text (in a helper process with CPU/memory/wall limits),
  * summary (AI when configured, falling back to builtin), keyword tags.
  * Returns 0 when processed (out->error empty) or when the document itself is
  * bad (-EINVAL, out->error says why: a failed job, not retried);
  * another negative errno for a transient failure worth retrying (-ENOMEM,
- * -EIO reading the file). Thread-safe; blocks (up to the limits).
+ * -EIO reading the file, -ENOENT when the helper program or pdftotext is
+ * missing; out->error says which). Thread-safe; blocks (up to the limits).
  * out is filled in every case (mime always set, summary "" unless
  * processed) and needs process_result_free().
  */

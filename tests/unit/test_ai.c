@@ -70,9 +70,8 @@ static void answer(int fd, int status, const char *body)
 
 /*
  * Reads one request (headers, then Content-Length bytes of body) into buf.
- * The server thread never allocates: a fork() in process_file() while this
- * thread held the sanitizer's allocator lock would hang the child (see
- * extract.c on sanitizers).
+ * The server thread never allocates (it did matter when extraction forked
+ * the test process; extraction now spawns a fresh helper, see extract.h).
  */
 static const char *read_request(int fd, char *buf, size_t cap, char *auth, size_t authlen)
 {

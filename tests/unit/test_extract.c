@@ -9,7 +9,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,6 +249,14 @@ static void test_fixtures(void)
 	extract_result_free(&r);
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void test_text_max(void)
 {
 	struct extract_limits l = limits;
@@ -254,20 +266,240 @@ static void test_text_max(void)
 	CHECK_EQ(extract_file(&l, fixture("latin1.txt"), &r), 0);
 	CHECK(r.text_len <= 50 && r.text_len > 40);
 	CHECK(valid_utf8(r.text, r.text_len));
+	CHECK(!r.truncated); /* 49 bytes in UTF-8: all of it */
 	extract_result_free(&r);
 	l.text_max = 100;
 	CHECK_EQ(extract_file(&l, fixture("doc.pdf"), &r), 0);
 	CHECK(r.text_len <= 100 && r.text_len > 90);
 	CHECK(strncmp(r.text, "Glaciers", 8) == 0);
+	CHECK(r.truncated);
+	extract_result_free(&r);
+	/* cut by the converter in the helper: it says so in its header */
+	CHECK_EQ(extract_file(&l, fixture("doc.docx"), &r), 0);
+	CHECK(r.text_len <= 100 && r.text_len > 80);
+	CHECK(r.truncated);
+	extract_result_free(&r);
+	CHECK_EQ(extract_file(&limits, fixture("doc.docx"), &r), 0);
+	CHECK(!r.truncated);
 	extract_result_free(&r);
 }
 
-static double now(void)
-{
-	struct timespec ts;
+static char tmp_dir[4096];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* Writes an executable shell script; returns its path (static). */
+static const char *script(const char *name, const char *body)
+{
+	static char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return "/nonexistent";
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	fclose(f);
+	chmod(path, 0755);
+	return path;
+}
+
+/* Runs "$DOCVAULT_HELPER __extract args" and returns its exit status; its stdout in out. */
+static int run_helper(const char *args, char *out, size_t size)
+{
+	char cmd[8192];
+	size_t n = 0;
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' __extract %s 2>/dev/null", getenv("DOCVAULT_HELPER"),
+		 args);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The helper run by hand: the framed output of extract.h, and usage errors. */
+static void test_helper_cli(void)
+{
+	char args[4400], out[4096];
+
+	snprintf(args, sizeof(args), "--cpu 5 --mem=0 --text-max 20 -- '%s'", fixture("text.txt"));
+	CHECK_EQ(run_helper(args, out, sizeof(out)), 0);
+	CHECK_STREQ(out, EXTRACT_BANNER "\nmime text/plain\ntruncated\ntext\nPostgreSQL "
+					"replicati");
+	snprintf(args, sizeof(args), "'%s'", fixture("binary.bin"));
+	CHECK_EQ(run_helper(args, out, sizeof(out)), 0);
+	CHECK_STREQ(out, EXTRACT_BANNER "\nmime application/octet-stream\n");
+	snprintf(args, sizeof(args), "'%s'", fixture("no-such-file"));
+	CHECK_EQ(run_helper(args, out, sizeof(out)), EXTRACT_EXIT_IO);
+	CHECK_STREQ(out, EXTRACT_BANNER "\n");
+	/* usage errors: nothing on stdout, not even the banner */
+	CHECK_EQ(run_helper("", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_STREQ(out, "");
+	CHECK_EQ(run_helper("--cpu x /etc/hostname", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_EQ(run_helper("--text-max 0 /etc/hostname", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_EQ(run_helper("--mem -1 /etc/hostname", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_EQ(run_helper("--frobnicate /etc/hostname", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_EQ(run_helper("/etc/hostname /etc/hostname", out, sizeof(out)), EXTRACT_EXIT_USAGE);
+	CHECK_STREQ(out, "");
+}
+
+/* Extracts text.txt with the helper h; returns extract_file()'s result. */
+static int with_helper(const char *h, struct extract_limits l, struct extract_result *r)
+{
+	l.helper = h;
+	return extract_file(&l, fixture("text.txt"), r);
+}
+
+/* How a helper ends, and what becomes of it: stand-ins written as scripts. */
+static void test_helper_status(void)
+{
+	struct extract_limits l = limits;
+	struct extract_result r;
+	const char *h;
+	double t0;
+
+#define BANNER "echo '" EXTRACT_BANNER "'; echo 'mime text/x-test'; "
+	/* the header: unknown lines ignored; the helper's environment is scrubbed */
+	setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak", 1);
+	h = script("env.sh", BANNER "echo 'future-line 1'; echo text; env; echo \"args: $*\"; "
+				    "read x && echo stdin-not-empty; exit 0");
+	CHECK_EQ(with_helper(h, l, &r), 0);
+	CHECK_STREQ(r.mime, "text/x-test");
+	CHECK(r.text && strstr(r.text, "PATH=/usr/bin:/bin\n") != NULL);
+	CHECK(r.text && !strstr(r.text, "do-not-leak") && !strstr(r.text, "future-line"));
+	CHECK(r.text && !strstr(r.text, "stdin-not-empty"));
+	CHECK(r.text && strstr(r.text, "args: __extract --cpu 30 --mem 536870912 --fsize 0 "
+				       "--text-max 4194304 -- /") != NULL);
+	CHECK(!r.truncated);
+	extract_result_free(&r);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+
+	h = script("bad.sh", BANNER "echo 'corrupt, encrypted or zip64 archive' >&2; exit 65");
+	CHECK_EQ(with_helper(h, l, &r), -EINVAL);
+	CHECK_STREQ(r.mime, "text/x-test");
+	CHECK_STREQ(r.error, "corrupt, encrypted or zip64 archive");
+	extract_result_free(&r);
+
+	h = script("nomem.sh", BANNER "echo 'out of memory' >&2; exit 71");
+	CHECK_EQ(with_helper(h, l, &r), -EINVAL); /* a memory limit was set: the document's */
+	CHECK(strstr(r.error, "memory limit") != NULL);
+	extract_result_free(&r);
+	l.mem_limit = 0;
+	CHECK_EQ(with_helper(h, l, &r), -ENOMEM); /* none: the machine's, worth a retry */
+	extract_result_free(&r);
+	l = limits;
+
+	h = script("io.sh", BANNER "echo 'read: Input/output error' >&2; exit 74");
+	CHECK_EQ(with_helper(h, l, &r), -EIO);
+	CHECK_STREQ(r.error, "cannot read the document: read: Input/output error");
+	extract_result_free(&r);
+
+	h = script("setup.sh", "echo '" EXTRACT_BANNER "'; echo 'setrlimit: nope' >&2; exit 69");
+	CHECK_EQ(with_helper(h, l, &r), -EIO);
+	CHECK(strstr(r.error, "setrlimit: nope") != NULL);
+	extract_result_free(&r);
+
+	h = script("notool.sh", BANNER "echo 'pdftotext not found' >&2; exit 127");
+	CHECK_EQ(with_helper(h, l, &r), -ENOENT);
+	CHECK_STREQ(r.error, "pdftotext not found");
+	extract_result_free(&r);
+
+	h = script("xcpu.sh", BANNER "kill -XCPU $$");
+	CHECK_EQ(with_helper(h, l, &r), -EINVAL);
+	CHECK(strstr(r.error, "CPU limit") != NULL);
+	extract_result_free(&r);
+
+	h = script("segv.sh", BANNER "kill -SEGV $$");
+	CHECK_EQ(with_helper(h, l, &r), -EINVAL);
+	CHECK(strstr(r.error, "SIGSEGV, likely at the memory limit") != NULL);
+	extract_result_free(&r);
+
+	/* stuck after the banner: the document's fault; before it: the helper's */
+	l.wall_limit = 0.3;
+	t0 = now();
+	h = script("stuck.sh", BANNER "exec sleep 30");
+	CHECK_EQ(with_helper(h, l, &r), -EINVAL);
+	CHECK(strstr(r.error, "wall-clock limit") != NULL);
+	CHECK(now() - t0 < 3);
+	extract_result_free(&r);
+	h = script("slow.sh", "exec sleep 30");
+	CHECK_EQ(with_helper(h, l, &r), -ENOENT);
+	CHECK(strstr(r.error, "did not start") != NULL);
+	extract_result_free(&r);
+	l = limits;
+
+	/* more text than text_max: read no further, kill the helper */
+	l.text_max = 1000;
+	t0 = now();
+	h = script("flood.sh", BANNER "echo text; exec cat /dev/zero");
+	CHECK_EQ(with_helper(h, l, &r), 0);
+	CHECK_EQ(r.text_len, 1000);
+	CHECK(r.truncated);
+	CHECK(now() - t0 < 3);
+	extract_result_free(&r);
+	h = script("header.sh", "echo '" EXTRACT_BANNER "'; exec cat /dev/zero");
+	CHECK_EQ(with_helper(h, l, &r), -EIO); /* a header without end */
+	CHECK(strstr(r.error, "header") != NULL);
+	extract_result_free(&r);
+	l = limits;
+#undef BANNER
+
+	/* not a docvault helper: a setup problem (-ENOENT, retried), never the document's */
+	CHECK_EQ(with_helper("/bin/true", l, &r), -ENOENT);
+	CHECK(strstr(r.error, "/bin/true is not a docvault extraction helper (exit 0)") != NULL);
+	extract_result_free(&r);
+	CHECK_EQ(with_helper("/bin/echo", l, &r), -ENOENT); /* a first line that is no banner */
+	CHECK(strstr(r.error, "/bin/echo is not a docvault extraction helper (its first line "
+			      "is no banner)") != NULL);
+	extract_result_free(&r);
+	h = script("old.sh", "echo 'docvault: no such subcommand \"__extract\"' >&2; exit 2");
+	CHECK_EQ(with_helper(h, l, &r), -ENOENT);
+	CHECK(strstr(r.error, "(exit 2): docvault: no such subcommand") != NULL);
+	fprintf(stderr, "an older docvault: %s\n", r.error);
+	extract_result_free(&r);
+	CHECK_EQ(with_helper("/nonexistent/docvault", l, &r), -ENOENT);
+	CHECK_STREQ(r.error, "cannot run the text extraction helper /nonexistent/docvault: No "
+			     "such file or directory");
+	extract_result_free(&r);
+}
+
+/* Without lim->helper: $DOCVAULT_HELPER, else docvault next to this program. */
+static void test_helper_lookup(void)
+{
+	char *env = strdup(getenv(EXTRACT_HELPER_ENV));
+	char exe[PATH_MAX], want[PATH_MAX + 32];
+	struct extract_result r;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	CHECK(n > 0 && env != NULL);
+	if (n <= 0 || !env)
+		return;
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(want, sizeof(want), "no executable %s/docvault", exe);
+	CHECK_EQ(access(want + strlen("no executable "), F_OK), -1); /* tests/ has none */
+
+	unsetenv(EXTRACT_HELPER_ENV);
+	CHECK_EQ(extract_file(&limits, fixture("text.txt"), &r), -ENOENT);
+	CHECK(strstr(r.error, EXTRACT_HELPER_ENV " unset") != NULL);
+	CHECK(strstr(r.error, want) != NULL);
+	fprintf(stderr, "no helper: %s\n", r.error);
+	extract_result_free(&r);
+
+	setenv(EXTRACT_HELPER_ENV, "/bin/true", 1);
+	CHECK_EQ(extract_file(&limits, fixture("text.txt"), &r), -ENOENT);
+	CHECK(strstr(r.error, "/bin/true") != NULL);
+	extract_result_free(&r);
+
+	setenv(EXTRACT_HELPER_ENV, env, 1);
+	CHECK_EQ(extract_file(&limits, fixture("text.txt"), &r), 0);
+	extract_result_free(&r);
+	free(env);
 }
 
 /* bomb.pdf makes pdftotext run for seconds and grow past a gigabyte. */
@@ -320,6 +552,18 @@ int main(void)
 		fprintf(stderr, "test_extract: no fixtures in %s\n", fixture_dir);
 		return 1;
 	}
+	if (!getenv(EXTRACT_HELPER_ENV) || access(getenv(EXTRACT_HELPER_ENV), X_OK) != 0) {
+		fprintf(stderr,
+			"test_extract: " EXTRACT_HELPER_ENV " must name the docvault binary (run "
+			"under ctest)\n");
+		return 1;
+	}
+	snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_extract.XXXXXX",
+		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmp_dir)) {
+		fprintf(stderr, "test_extract: mkdtemp %s: %s\n", tmp_dir, strerror(errno));
+		return 1;
+	}
 	test_utf8();
 	test_plain();
 	test_html();
@@ -328,6 +572,15 @@ int main(void)
 	test_zip();
 	test_fixtures();
 	test_text_max();
+	test_helper_cli();
+	test_helper_status();
+	test_helper_lookup();
 	test_bomb();
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
+		CHECK_EQ(system(cmd), 0);
+	}
 	return test_done();
 }

@@ -3,9 +3,10 @@
  * summariser: MIME type, a summary and tags that come from each document's
  * text (and no markup), "none" and no tags for a binary or an empty file, a
  * corrupt PDF and a PDF bomb that fail with a reason (-EINVAL), a missing
- * file that is worth a retry, and a 50 MiB text (made in $TMPDIR) that is
- * processed with bounded text in a few seconds.
- * Needs DV_SOURCE_DIR (set by ctest); fails loudly without it.
+ * file and a missing helper program that are worth a retry, and a 50 MiB
+ * text (made in $TMPDIR) that is processed with bounded text in a few
+ * seconds. Needs DV_SOURCE_DIR and DOCVAULT_HELPER (set by ctest); fails
+ * loudly without them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +122,25 @@ static void test_documents(void)
 	CHECK_EQ(process_file(&opts, fixture("gone.txt"), &r), -EIO);
 	process_result_free(&r);
 
+	/* the helper named in the options wins; a missing one is transient too */
+	{
+		struct process_opts o = opts;
+		char *env = strdup(getenv("DOCVAULT_HELPER"));
+
+		o.helper = env;
+		setenv("DOCVAULT_HELPER", "/bin/true", 1);
+		CHECK_EQ(process_file(&o, fixture("text.txt"), &r), 0);
+		CHECK_STREQ(r.mime, "text/plain");
+		process_result_free(&r);
+		setenv("DOCVAULT_HELPER", env, 1);
+		free(env);
+		o.helper = "/nonexistent/docvault";
+		CHECK_EQ(process_file(&o, fixture("text.txt"), &r), -ENOENT);
+		CHECK(strstr(r.error, "/nonexistent/docvault") != NULL);
+		CHECK_STREQ(r.summary, "");
+		process_result_free(&r);
+	}
+
 	process_result_free(NULL);
 	memset(&r, 0, sizeof(r));
 	process_result_free(&r);
@@ -193,6 +213,11 @@ int main(void)
 		fprintf(stderr, "test_process: no fixtures in %s\n", fixture_dir);
 		return 1;
 	}
+	if (!getenv("DOCVAULT_HELPER")) {
+		fprintf(stderr, "test_process: DOCVAULT_HELPER must name the docvault binary (run "
+				"under ctest)\n");
+		return 1;
+	}
 	/* the defaults of [processing], as a daemon would run */
 	CHECK_EQ(config_defaults(&cfg), 0);
 	process_opts_from_config(&cfg, &opts);
@@ -202,6 +227,7 @@ int main(void)
 	CHECK_EQ(opts.mem_limit, 512u << 20);
 	CHECK(opts.cpu_limit == 30 && opts.wall_limit == 60 && opts.timeout == 30);
 	CHECK_STREQ(opts.model, "gpt-4o-mini");
+	CHECK(opts.helper == NULL); /* extract.c looks for it */
 	test_documents();
 	test_big();
 	config_free(&cfg);
