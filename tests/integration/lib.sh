@@ -1188,9 +1188,9 @@ dv_vault2_conf_set() {
 }
 
 dv_vault2_start_watchdog() {
-	local main=$$ left=$((DV_TEST_TIMEOUT - (SECONDS - DV_START) - 2))
+	local main=$$ secs=$((DV_TEST_TIMEOUT - (SECONDS - DV_START) - 2))
 	(
-		for ((t = 0; t < left; t++)); do
+		for ((t = 0; t < secs; t++)); do
 			sleep 1
 			kill -0 "$main" 2>/dev/null || exit 0
 		done

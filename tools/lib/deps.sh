@@ -24,7 +24,7 @@ DEPS_BUILD=(cmake gcc make pkg-config libfuse3-dev fuse3 libpq-dev libxxhash-dev
 # xxhsum CLI, the tools the integration tests drive through the mount, and
 # setpriv/useradd for the second-user cases.
 DEPS_RUNTIME=(postgresql xxhash rsync attr acl git tar util-linux passwd psmisc
-	procps curl poppler-utils)
+	procps curl poppler-utils python3)
 
 # deps_missing PKG...: print the packages (one a line) not installed.
 deps_missing() {
