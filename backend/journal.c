@@ -224,7 +224,8 @@ static const char *journal_read_note(int dirfd, const char *name, char *buf, siz
 	ssize_t n;
 	int fd;
 
-	snprintf(note, sizeof(note), "%s.err", name);
+	if ((size_t)snprintf(note, sizeof(note), "%s.err", name) >= sizeof(note))
+		return NULL;
 	fd = openat(dirfd, note, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
@@ -329,7 +330,8 @@ static int journal_entry_of(int dirfd, const char *dir, const struct journal_rec
 
 	if (fstatat(dirfd, r->name, &st, 0) < 0)
 		return 0; /* committed meanwhile */
-	snprintf(path, sizeof(path), "%s/%s", dir, r->name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, r->name) >= sizeof(path))
+		return -ENAMETOOLONG;
 	e.path = path;
 	e.size = (uint64_t)st.st_size;
 	e.mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -351,7 +353,9 @@ int journal_recover(struct journal *j, int (*cb)(void *arg, const struct journal
 		if (i + 1 < n && recs[i + 1].ino == recs[i].ino) {
 			char path[4096];
 
-			snprintf(path, sizeof(path), "%s/%s", j->dir, recs[i].name);
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s", j->dir, recs[i].name) >=
+			    sizeof(path))
+				continue;
 			log_info("journal: %s is superseded by a newer version; dropped", path);
 			journal_forget(j, path);
 			continue;
@@ -379,7 +383,8 @@ int journal_scan(const char *cache_dir, int (*cb)(void *arg, const struct journa
 	size_t n;
 	int dirfd, ret;
 
-	snprintf(dir, sizeof(dir), "%s/journal", cache_dir);
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/journal", cache_dir) >= sizeof(dir))
+		return -ENAMETOOLONG;
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;

@@ -76,8 +76,8 @@ static long sync_daemon_pid(const char *cache_dir)
 	long pid = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/lock", cache_dir);
-	if (stat(path, &st) < 0)
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock", cache_dir) >= sizeof(path) ||
+	    stat(path, &st) < 0)
 		return 0;
 	f = fopen("/proc/locks", "r");
 	if (!f)
