@@ -58,18 +58,20 @@ const char cmd_duplicates_usage[] =
     "links are one document). PATH (a path in the vault, or a directory of a\n"
     "mounted vault) keeps only the documents under it.\n";
 
-static int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg)
+int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg)
 {
+	const char *sep = cmd ? " " : "";
 	char err[1024];
 	int ret;
 
+	cmd = cmd ? cmd : "";
 	if (!path) {
-		fprintf(stderr, "docvault %s: no configuration given (-c FILE)\n", cmd);
+		fprintf(stderr, "docvault%s%s: no configuration given (-c FILE)\n", sep, cmd);
 		return -EINVAL;
 	}
 	ret = config_load(path, cfg, err, sizeof(err));
 	if (ret) {
-		fprintf(stderr, "docvault %s: %s\n", cmd, err);
+		fprintf(stderr, "docvault%s%s: %s\n", sep, cmd, err);
 		return ret;
 	}
 	if (cfg->log.level) {

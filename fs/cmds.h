@@ -12,10 +12,18 @@
 
 #include <stdio.h>
 
+struct dv_config;
 struct meta;
 
 extern const char cmd_worker_usage[];
 extern const char cmd_duplicates_usage[];
+
+/*
+ * Loads the configuration at path (NULL: says none was given) and applies
+ * its log level; errors go to stderr as "docvault CMD: ..." ("docvault:"
+ * when cmd is NULL). Returns 0 or a negative errno.
+ */
+int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg);
 
 int cmd_worker(int argc, char **argv);
 int cmd_duplicates(int argc, char **argv);

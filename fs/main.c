@@ -40,25 +40,7 @@ static int main_help(int argc, char **argv);
 
 static int main_load_config(const char *path, struct dv_config *cfg)
 {
-	char err[1024];
-	int ret;
-
-	if (!path) {
-		fprintf(stderr, "docvault: no configuration given (-c FILE)\n");
-		return -EINVAL;
-	}
-	ret = config_load(path, cfg, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "docvault: %s\n", err);
-		return ret;
-	}
-	if (cfg->log.level) {
-		enum log_level lvl;
-
-		if (log_parse_level(cfg->log.level, &lvl) == 0)
-			log_set_level(lvl);
-	}
-	return 0;
+	return cmd_load_config(NULL, path, cfg);
 }
 
 /* Parses the options every subcommand shares: -c FILE, -h. */
