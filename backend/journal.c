@@ -354,8 +354,11 @@ int journal_recover(struct journal *j, int (*cb)(void *arg, const struct journal
 			char path[4096];
 
 			if ((size_t)snprintf(path, sizeof(path), "%s/%s", j->dir, recs[i].name) >=
-			    sizeof(path))
+			    sizeof(path)) {
+				log_error("journal: %s/%s: path too long; record left in place",
+					  j->dir, recs[i].name);
 				continue;
+			}
 			log_info("journal: %s is superseded by a newer version; dropped", path);
 			journal_forget(j, path);
 			continue;
