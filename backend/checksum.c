@@ -170,6 +170,11 @@ int checksum_fd(int fd, uint64_t size, const unsigned char *secret, struct check
 	return checksum_fd_blocks(fd, size, secret, out, NULL, NULL);
 }
 
+uint64_t checksum_xxh64(const void *buf, size_t len)
+{
+	return XXH3_64bits(buf, len);
+}
+
 void checksum_buf(const void *buf, size_t len, const unsigned char *secret, struct checksum *out)
 {
 	XXH128_canonical_t c;

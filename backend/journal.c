@@ -26,12 +26,14 @@
 
 #include "docvault/journal.h"
 #include "docvault/log.h"
+#include "journal_log.h"
 
 #define JOURNAL_NOTE_MAX 512
 
 struct journal {
 	char *dir; /* CACHE_DIR/journal */
 	int dirfd;
+	struct jlog *log; /* small records: see journal_log.h */
 	pthread_mutex_t lock;
 	uint64_t last_seq; /* protected by lock */
 };
@@ -82,6 +84,7 @@ static int journal_fsync_dir(struct journal *j)
 int journal_open(const char *cache_dir, struct journal **out, char *err, size_t errlen)
 {
 	struct journal *j = calloc(1, sizeof(*j));
+	int ret;
 
 	*out = NULL;
 	if (!j || asprintf(&j->dir, "%s/journal", cache_dir) < 0) {
@@ -92,7 +95,7 @@ int journal_open(const char *cache_dir, struct journal **out, char *err, size_t 
 	j->dirfd = -1;
 	pthread_mutex_init(&j->lock, NULL);
 	if (mkdir(j->dir, 0700) < 0 && errno != EEXIST) {
-		int ret = -errno;
+		ret = -errno;
 
 		snprintf(err, errlen, "cannot create journal directory %s: %s", j->dir,
 			 strerror(errno));
@@ -101,10 +104,17 @@ int journal_open(const char *cache_dir, struct journal **out, char *err, size_t 
 	}
 	j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0) {
-		int ret = -errno;
+		ret = -errno;
 
 		snprintf(err, errlen, "cannot open journal directory %s: %s", j->dir,
 			 strerror(errno));
+		journal_close(j);
+		return ret;
+	}
+	ret = jlog_open(j->dir, j->dirfd, &j->log);
+	if (ret) {
+		snprintf(err, errlen, "cannot open the journal log in %s: %s", j->dir,
+			 strerror(-ret));
 		journal_close(j);
 		return ret;
 	}
@@ -116,6 +126,7 @@ void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
+	jlog_close(j->log);
 	if (j->dirfd >= 0)
 		close(j->dirfd);
 	pthread_mutex_destroy(&j->lock);
@@ -141,11 +152,47 @@ int journal_staging_new(struct journal *j, uint64_t ino, int *fd, char **path)
 	return 0;
 }
 
+/* The inode and sequence of a record's path ("DIR/<ino>.<seq>[suffix]"). */
+static bool journal_ids(const char *path, uint64_t *ino, uint64_t *seq)
+{
+	const char *base = strrchr(path, '/');
+
+	return journal_parse(base ? base + 1 : path, ino, seq) != NULL;
+}
+
+/*
+ * The fast way for a small record: its bytes appended to the log, one
+ * flush shared with every close waiting at the same time. Returns 0, or a
+ * negative errno to take the portable way instead.
+ */
+static int journal_seal_logged(struct journal *j, int fd, const char *path, uint64_t size,
+			       int64_t mtime)
+{
+	uint64_t ino, seq;
+	void *buf;
+	int ret;
+
+	if (size > JLOG_RECORD_MAX || !journal_ids(path, &ino, &seq))
+		return -EFBIG;
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return -ENOMEM;
+	if (pread(fd, buf, size, 0) != (ssize_t)size) {
+		free(buf);
+		return -EIO;
+	}
+	ret = jlog_append(j->log, ino, seq, mtime, buf, size);
+	free(buf);
+	return ret;
+}
+
 int journal_seal(struct journal *j, int fd, char **path, uint64_t size, int64_t mtime)
 {
 	struct timespec ts[2];
 	char *sealed;
 	size_t len = strlen(*path);
+	uint64_t ino, seq;
+	bool logged;
 	int ret;
 
 	if (len < 5 || strcmp(*path + len - 5, ".open") != 0)
@@ -156,7 +203,14 @@ int journal_seal(struct journal *j, int fd, char **path, uint64_t size, int64_t 
 	ts[0].tv_sec = mtime / 1000000000;
 	ts[0].tv_nsec = mtime % 1000000000;
 	ts[1] = ts[0];
-	if (ftruncate(fd, (off_t)size) < 0 || futimens(fd, ts) < 0 || fsync(fd) < 0) {
+	if (ftruncate(fd, (off_t)size) < 0 || futimens(fd, ts) < 0) {
+		ret = -errno;
+		log_error("cannot seal staging file %s: %s", *path, strerror(errno));
+		free(sealed);
+		return ret;
+	}
+	logged = journal_seal_logged(j, fd, *path, size, mtime) == 0;
+	if (!logged && fsync(fd) < 0) {
 		ret = -errno;
 		log_error("cannot make staging file %s durable: %s", *path, strerror(errno));
 		free(sealed);
@@ -165,13 +219,15 @@ int journal_seal(struct journal *j, int fd, char **path, uint64_t size, int64_t 
 	if (rename(*path, sealed) < 0) {
 		ret = -errno;
 		log_error("cannot seal %s as %s: %s", *path, sealed, strerror(errno));
+		if (logged && journal_ids(sealed, &ino, &seq))
+			jlog_done(j->log, ino, seq);
 		free(sealed);
 		return ret;
 	}
 	free(*path);
 	*path = sealed;
-	/* the record is the name: durable once the directory is */
-	return journal_fsync_dir(j);
+	/* logged: durable already; else the record is the name, durable with the directory */
+	return logged ? 0 : journal_fsync_dir(j);
 }
 
 void journal_set_mtime(struct journal *j, const char *path, int64_t mtime)
@@ -210,11 +266,36 @@ void journal_note(struct journal *j, const char *path, const char *reason)
 	free(note);
 }
 
+void journal_release(struct journal *j, const char *path)
+{
+	uint64_t ino, seq;
+
+	if (journal_ids(path, &ino, &seq))
+		jlog_done(j->log, ino, seq);
+	journal_note(j, path, NULL);
+}
+
 void journal_forget(struct journal *j, const char *path)
 {
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("cannot remove committed journal record %s: %s", path, strerror(errno));
-	journal_note(j, path, NULL);
+	journal_release(j, path);
+}
+
+int journal_sync_all(struct journal *j)
+{
+	if (syncfs(j->dirfd) < 0) {
+		int ret = -errno;
+
+		log_error("cannot flush the journal in %s: %s", j->dir, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+void journal_tidy(struct journal *j)
+{
+	jlog_tidy(j->log);
 }
 
 /* Reads a record's note (the first line), into buf; returns buf or NULL. */
@@ -344,8 +425,10 @@ int journal_recover(struct journal *j, int (*cb)(void *arg, const struct journal
 {
 	struct journal_rec *recs;
 	size_t n, kept = 0;
-	int ret = journal_list(j->dirfd, j->dir, true, &recs, &n);
+	int ret = jlog_replay(j->log);
 
+	if (!ret)
+		ret = journal_list(j->dirfd, j->dir, true, &recs, &n);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < n; i++) {

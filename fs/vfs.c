@@ -651,16 +651,21 @@ static void vfs_done_drain(struct vfs *v)
 		free(q);
 		return;
 	}
+	/* a small record's own bytes were never flushed: the cache trusts what it adopts */
+	bool flushed = journal_sync_all(v->journal) == 0;
+
 	for (size_t i = 0; i < n; i++) {
 		/* dirty first, so that adopting does not evict for bytes counted twice */
 		cache_dirty_add(v->cache, -(int64_t)q[i].res);
-		if (q[i].size == 0 || cache_adopt(v->cache, q[i].path, q[i].keyed, q[i].size) < 0)
+		if (q[i].size == 0 || !flushed ||
+		    cache_adopt(v->cache, q[i].path, q[i].keyed, q[i].size) < 0)
 			journal_forget(v->journal, q[i].path);
 		else
-			journal_note(v->journal, q[i].path, NULL);
+			journal_release(v->journal, q[i].path);
 		free(q[i].path);
 	}
 	free(q);
+	journal_tidy(v->journal);
 }
 
 /* A setattr of the mtime raced with the commit that just landed: apply it again. */

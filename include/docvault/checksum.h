@@ -67,6 +67,12 @@ int checksum_block_verify(const void *buf, size_t len, const unsigned char *secr
 /* Same for a buffer. */
 void checksum_buf(const void *buf, size_t len, const unsigned char *secret, struct checksum *out);
 
+/*
+ * Plain (unkeyed) XXH3-64 of a buffer: an integrity check for local
+ * records (the journal log), not a content address.
+ */
+uint64_t checksum_xxh64(const void *buf, size_t len);
+
 /* Fills secret with CHECKSUM_SECRET_SIZE random bytes. Returns 0 or -errno. */
 int checksum_new_secret(unsigned char *secret);
 

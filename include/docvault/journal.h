@@ -7,8 +7,11 @@
  * Model: every file is its own record. A file being written is a staging
  * file "<ino>.<seq>.open" (no promise: it is dropped after a crash, as
  * unsynced writes are). Sealing it at close makes the content and the
- * record durable: fsync of the file, its mtime set to the one to commit,
- * a rename to "<ino>.<seq>", fsync of the directory. A sealed file is never
+ * record durable: its mtime set to the one to commit, a rename to
+ * "<ino>.<seq>", and either (small records) its bytes appended to the log
+ * and the log flushed, one flush shared by concurrent closes
+ * (journal_log.h), or fsync of the file before the rename and of the
+ * directory after it. A sealed file is never
  * written again; its name says which inode it belongs to, and <seq> orders
  * the versions of one inode (the newest wins). Once committed it leaves the
  * journal (adopted into the read cache, or removed). A failure to commit is
@@ -57,6 +60,19 @@ void journal_set_mtime(struct journal *j, const char *path, int64_t mtime);
 
 /* A record is done (committed, or dropped): removes it and its note. */
 void journal_forget(struct journal *j, const char *path);
+/*
+ * A record's file left the journal (adopted by the read cache, which
+ * renamed it): forgets the record and its note without removing anything.
+ */
+void journal_release(struct journal *j, const char *path);
+/*
+ * Makes the bytes of every record durable in place (a small record is
+ * durable through the log, its own file is not): before a record's file
+ * becomes a cached blob that is trusted without a check.
+ */
+int journal_sync_all(struct journal *j);
+/* Flushes done marks and drops log segments that hold nothing pending. */
+void journal_tidy(struct journal *j);
 
 /* Notes why a record cannot be committed yet (NULL clears the note). */
 void journal_note(struct journal *j, const char *path, const char *reason);
