@@ -60,6 +60,21 @@ struct vfs_inode {
 	struct vfs_inode *qnext; /* protected by vfs->qlock */
 	/* a worker is committing this journal record; set under rw and qlock */
 	char *uploading;
+	/*
+	 * The last row of a regular file this mount read or wrote, answered to
+	 * getattr for as long as the kernel itself would cache it (attr_timeout)
+	 * and no namespace change happened here since (vfs->attr_epoch); and
+	 * until when the file is known to have no security.* or trusted.*
+	 * attribute (created here), which answers the kernel's
+	 * security.capability probe before a first write without a query.
+	 * Protected by alock, never held with anything else.
+	 */
+	pthread_mutex_t alock;
+	struct meta_attr attr;
+	int64_t attr_until; /* CLOCK_MONOTONIC ns; 0: nothing kept */
+	uint64_t attr_epoch;
+	int64_t sysxattr_none_until;
+	uint64_t sysxattr_epoch;
 	pthread_rwlock_t rw; /* protects everything below */
 	bool loaded;	     /* committed state below is known */
 	bool has_content;    /* committed blob */
@@ -106,6 +121,8 @@ struct vfs {
 	pthread_mutex_t lock;
 	struct vfs_inode *table[VFS_BUCKETS]; /* protected by lock */
 	uint64_t commit_gen;		      /* bumped by every content commit (atomic) */
+	uint64_t attr_epoch;		      /* bumped by every namespace change (atomic) */
+	int64_t attr_ttl;		      /* ns rows are kept per inode: attr_timeout */
 	pthread_t heartbeat;
 	bool heartbeat_running;
 	/*
@@ -232,6 +249,7 @@ static struct vfs_inode *vfs_inode_get(struct vfs *v, uint64_t ino)
 			in->ino = ino;
 			in->fd = -1;
 			pthread_rwlock_init(&in->rw, NULL);
+			pthread_mutex_init(&in->alock, NULL);
 			*p = in;
 		}
 	}
@@ -252,6 +270,55 @@ static struct vfs_inode *vfs_inode_find(struct vfs *v, uint64_t ino)
 		in->refs++;
 	pthread_mutex_unlock(&v->lock);
 	return in;
+}
+
+static int64_t vfs_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Something in the namespace changed here: rows kept per inode may be stale. */
+static void vfs_attr_epoch_bump(struct vfs *v)
+{
+	__atomic_add_fetch(&v->attr_epoch, 1, __ATOMIC_RELEASE);
+}
+
+static uint64_t vfs_attr_epoch(struct vfs *v)
+{
+	return __atomic_load_n(&v->attr_epoch, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Keeps a row just read or written for a regular file (see struct
+ * vfs_inode); epoch is vfs_attr_epoch() from before the query, so that a
+ * change made meanwhile makes the row stale at once.
+ */
+static void vfs_attr_keep(struct vfs *v, struct vfs_inode *in, const struct meta_attr *a,
+			  uint64_t epoch)
+{
+	if (v->attr_ttl <= 0 || !S_ISREG(a->mode))
+		return;
+	pthread_mutex_lock(&in->alock);
+	in->attr = *a;
+	in->attr_epoch = epoch;
+	in->attr_until = vfs_mono() + v->attr_ttl;
+	pthread_mutex_unlock(&in->alock);
+}
+
+/* The kept row, if still good: true and *a filled. */
+static bool vfs_attr_kept(struct vfs *v, struct vfs_inode *in, struct meta_attr *a)
+{
+	bool ok;
+
+	pthread_mutex_lock(&in->alock);
+	ok = in->attr_until > vfs_mono() && in->attr_epoch == vfs_attr_epoch(v);
+	if (ok)
+		*a = in->attr;
+	pthread_mutex_unlock(&in->alock);
+	return ok;
 }
 
 static void vfs_free_drain(struct vfs *v);
@@ -296,6 +363,7 @@ static void vfs_inode_put(struct vfs *v, struct vfs_inode *in)
 	free(in->staging);
 	free(in->sealed);
 	pthread_rwlock_destroy(&in->rw);
+	pthread_mutex_destroy(&in->alock);
 	free(in);
 	if (unlinked)
 		meta_free(v->meta, ino);
@@ -782,6 +850,7 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 	struct meta_attr a;
 	struct stat st;
 	int64_t mtime;
+	uint64_t epoch;
 	char *path;
 	int attempt = 0, fd, ret;
 
@@ -837,12 +906,15 @@ static int vfs_commit_pending(struct vfs *v, struct vfs_inode *in, bool wait)
 			pthread_mutex_lock(&v->qlock);
 			mtime = in->uploading_mtime;
 			pthread_mutex_unlock(&v->qlock);
+			epoch = vfs_attr_epoch(v);
 			ret = meta_commit_blocks(v->meta, in->ino, size ? &sum : NULL, blocks,
 						 blocks_len, size, mtime, vfs_now(), &a);
 			free(blocks);
 			blocks = NULL;
-			if (!ret)
+			if (!ret) {
 				vfs_commit_mtime_fixup(v, in, mtime, &a);
+				vfs_attr_keep(v, in, &a, epoch);
+			}
 			pthread_rwlock_wrlock(&in->rw);
 			if (!ret) {
 				vfs_fault(v, VFS_FAULT_COMMITTED);
@@ -1028,12 +1100,17 @@ static void vfs_overlay(struct vfs *v, const struct meta_attr *a, uint64_t gen, 
 static int vfs_attr(struct vfs *v, uint64_t ino, struct meta_attr *a, struct stat *st)
 {
 	struct vfs_inode *in = vfs_inode_find(v, ino);
-	int ret = meta_getattr(v->meta, ino, a);
+	uint64_t epoch = vfs_attr_epoch(v);
+	bool kept = in && vfs_attr_kept(v, in, a);
+	int ret = kept ? 0 : meta_getattr(v->meta, ino, a);
 
 	if (!ret) {
 		vfs_stat_from(a, st);
-		if (in)
+		if (in) {
+			if (!kept)
+				vfs_attr_keep(v, in, a, epoch);
 			vfs_overlay_in(in, a, st);
+		}
 	}
 	if (in)
 		vfs_inode_put(v, in);
@@ -1170,6 +1247,7 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 		return -ENOMEM;
 	}
 	v->cfg = cfg;
+	v->attr_ttl = (int64_t)(cfg->mount.attr_timeout * 1e9);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->stop_lock, NULL);
 	pthread_cond_init(&v->stop_cond, NULL);
@@ -1504,11 +1582,15 @@ int vfs_setattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const st
 	if (mvalid || (valid & (VFS_SET_CTIME | VFS_SET_SIZE)) == VFS_SET_CTIME) {
 		struct vfs_inode *in = vfs_inode_find(v, ino);
 
+		uint64_t epoch = vfs_attr_epoch(v);
+
 		ret = meta_setattr(v->meta, ino, mvalid, &sa, now, &a);
 		if (!ret) {
 			vfs_stat_from(&a, out);
-			if (in)
+			if (in) {
+				vfs_attr_keep(v, in, &a, epoch);
 				vfs_overlay_in(in, &a, out);
+			}
 		}
 		if (in)
 			vfs_inode_put(v, in);
@@ -1576,6 +1658,7 @@ int vfs_link(struct vfs *v, uint64_t ino, uint64_t newparent, const char *name, 
 	if (ret)
 		return ret;
 	ret = meta_link(v->meta, ino, newparent, name, strlen(name), vfs_now(), &a);
+	vfs_attr_epoch_bump(v);
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
@@ -1655,6 +1738,7 @@ int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 	if (ret)
 		return ret;
 	ret = meta_unlink(v->meta, parent, name, strlen(name), v->sid, vfs_now(), &a);
+	vfs_attr_epoch_bump(v);
 	if (!ret && a.nlink == 0)
 		vfs_orphaned(v, a.ino);
 	return ret;
@@ -1687,6 +1771,7 @@ int vfs_rename(struct vfs *v, uint64_t parent, const char *name, uint64_t newpar
 		return -EINVAL;
 	ret = meta_rename(v->meta, parent, name, strlen(name), newparent, newname, strlen(newname),
 			  flags, v->sid, vfs_now(), &orphan);
+	vfs_attr_epoch_bump(v);
 	if (!ret && orphan)
 		vfs_orphaned(v, orphan);
 	return ret;
@@ -1749,6 +1834,7 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const 
 {
 	struct vfs_inode *in;
 	struct meta_attr a;
+	uint64_t epoch = vfs_attr_epoch(v);
 	int ret = vfs_check_name(name);
 
 	if (ret)
@@ -1760,6 +1846,11 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const 
 	in = vfs_inode_get(v, a.ino);
 	if (!in)
 		return -ENOMEM;
+	vfs_attr_keep(v, in, &a, epoch);
+	pthread_mutex_lock(&in->alock);
+	in->sysxattr_none_until = v->attr_ttl > 0 ? vfs_mono() + v->attr_ttl : 0;
+	in->sysxattr_epoch = epoch;
+	pthread_mutex_unlock(&in->alock);
 	ret = vfs_handle_new(v, in, flags & ~O_TRUNC, &a, fh);
 	if (ret)
 		return ret;
@@ -1775,7 +1866,19 @@ int vfs_open_file(struct vfs *v, uint64_t ino, int flags, uint64_t *fh)
 
 	if (!in)
 		return -ENOMEM;
-	ret = meta_getattr(v->meta, ino, &a);
+	/*
+	 * A row this mount read or wrote within attr_timeout is as good as the
+	 * kernel's own attribute cache, which the path to this open went by.
+	 */
+	if (!vfs_attr_kept(v, in, &a)) {
+		uint64_t epoch = vfs_attr_epoch(v);
+
+		ret = meta_getattr(v->meta, ino, &a);
+		if (!ret)
+			vfs_attr_keep(v, in, &a, epoch);
+	} else {
+		ret = 0;
+	}
 	/*
 	 * The kernel's cached name led to an inode that is gone (replaced by
 	 * a rename, removed elsewhere): ESTALE makes it look the name up again
@@ -2081,9 +2184,10 @@ int vfs_setxattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const c
 	if (size > META_XATTR_SIZE_MAX)
 		return -E2BIG;
 	ret = vfs_docs_setxattr(v, ino, name, value, size);
-	if (ret != -ENOTSUP)
-		return ret;
-	return meta_setxattr(v->meta, ino, name, value, size, flags, vfs_now());
+	if (ret == -ENOTSUP)
+		ret = meta_setxattr(v->meta, ino, name, value, size, flags, vfs_now());
+	vfs_attr_epoch_bump(v); /* the change time moved; a system attribute may be there */
+	return ret;
 }
 
 ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size_t size)
@@ -2093,6 +2197,21 @@ ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *buf, s
 
 	if (ret)
 		return ret == -EOPNOTSUPP ? -ENODATA : ret;
+	if (name[0] == 's' || name[0] == 't') {
+		/* security.* / trusted.*: the kernel asks before every first write */
+		struct vfs_inode *in = vfs_inode_find(v, ino);
+		bool none = false;
+
+		if (in) {
+			pthread_mutex_lock(&in->alock);
+			none = in->sysxattr_none_until > vfs_mono() &&
+			       in->sysxattr_epoch == vfs_attr_epoch(v);
+			pthread_mutex_unlock(&in->alock);
+			vfs_inode_put(v, in);
+		}
+		if (none)
+			return -ENODATA;
+	}
 	n = vfs_docs_getxattr(v, ino, name, buf, size);
 	if (n != -ENOTSUP)
 		return n;
@@ -2125,7 +2244,9 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
 	ret = vfs_docs_removexattr(v, ino, name);
 	if (ret != -ENOTSUP)
 		return ret;
-	return meta_removexattr(v->meta, ino, name, vfs_now());
+	ret = meta_removexattr(v->meta, ino, name, vfs_now());
+	vfs_attr_epoch_bump(v);
+	return ret;
 }
 
 /* ---- for the rest of the vfs layer (vfs_priv.h) ---- */
