@@ -621,7 +621,9 @@ static void vfs_fault(struct vfs *v, int step)
 
 /*
  * Hashes a journal record and makes its blob durable in the store unless
- * it is already there (dedup, confirmed by SHA-256). No locks held.
+ * it is already there (dedup, confirmed by SHA-256). sum->keyed names the
+ * blob on return: the keyed hash, or the SHA-256's first half when the
+ * keyed hash already names other content. No locks held.
  */
 static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct checksum *sum,
 		      unsigned char **blocks, size_t *blocks_len)
@@ -639,13 +641,27 @@ static int vfs_upload(struct vfs *v, uint64_t ino, int fd, uint64_t size, struct
 	}
 	ret = meta_blob_find(v->meta, sum->keyed, known_sha, &known_size);
 	if (ret == 0 && (memcmp(known_sha, sum->sha256, 32) != 0 || known_size != size)) {
-		char hex[CHECKSUM_HEX_SIZE];
+		char hex[CHECKSUM_HEX_SIZE], alt[CHECKSUM_HEX_SIZE];
 
+		/*
+		 * Another content under the same keyed hash: a crafted collision
+		 * (or a damaged row). This content is stored apart, named by its
+		 * SHA-256 instead, which nobody can aim at.
+		 */
 		checksum_hex16(sum->keyed, hex);
-		log_error("inode %llu: keyed hash %s collides with a different blob "
-			  "(SHA-256 differs); refusing to deduplicate",
-			  (unsigned long long)ino, hex);
-		return -EIO;
+		memcpy(sum->keyed, sum->sha256, 16);
+		checksum_hex16(sum->keyed, alt);
+		log_error("inode %llu: SECURITY: keyed hash %s is already the name of a blob with "
+			  "different content (SHA-256 differs); not deduplicated: stored apart as "
+			  "%s",
+			  (unsigned long long)ino, hex, alt);
+		ret = meta_blob_find(v->meta, sum->keyed, known_sha, &known_size);
+		if (ret == 0 && (memcmp(known_sha, sum->sha256, 32) != 0 || known_size != size)) {
+			log_error("inode %llu: blob %s also differs from this content; refusing to "
+				  "store it",
+				  (unsigned long long)ino, alt);
+			return -EIO;
+		}
 	}
 	if (ret != -ENOENT)
 		return ret;

@@ -7,6 +7,9 @@
 # lists the group with its three paths, and with a PATH only those under
 # it; a hard link adds no copy, a removed copy leaves the group; everything
 # reads back byte-exact from the store after a remount with an empty cache.
+# A blob row whose SHA-256 disagrees with the content under its keyed hash
+# (what a crafted collision looks like) makes the next copy be stored apart,
+# named by its SHA-256, with a loud log line.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -82,9 +85,25 @@ dv_assert_no_match "duplicates after rm: the removed path is gone" 'report-final
 dv_sync "after rm"
 dv_assert_eq "$n1" "$(dv_store_objects)" "the store still holds the shared content once"
 
+dv_note "a blob row whose SHA-256 disagrees (what a crafted collision of the keyed hash looks like)"
+n1=$(dv_store_objects) || dv_die "cannot count the objects in the store"
+dv_assert_eq 1 "$(dv_psql "UPDATE dv_blobs SET sha256 = sha256(sha256) WHERE size = $size RETURNING 1")" \
+	"the blob row of the report's content is altered"
+dv_assert_ok "cp as b/collision.txt" cp "$src/report.txt" "$MNT/b/collision.txt"
+dv_sync "after the copy over the altered row"
+dv_assert_eq $((n1 + 1)) "$(dv_store_objects)" "the content is stored apart, not deduplicated against the other row"
+dv_assert_eq 2 "$(dv_psql "SELECT count(*) FROM dv_blobs WHERE size = $size")" "two blob rows for the two 'contents'"
+dv_assert_match "the daemon says so loudly" 'SECURITY: keyed hash [0-9a-f]{32} .*stored apart as [0-9a-f]{32}' \
+	"$(cat "$DV_LOG")"
+dv_assert_eq "$sum" "$(dv_xattr "$MNT/b/collision.txt" user.docvault.checksum)" "b/collision.txt: the checksum of its content"
+dv_assert_ok "cp as b/collision2.txt" cp "$src/report.txt" "$MNT/b/collision2.txt"
+dv_sync "after a second copy"
+dv_assert_eq $((n1 + 1)) "$(dv_store_objects)" "a second copy deduplicates against the copy stored apart"
+
 dv_note "read back from the store"
 dv_remount_fresh_cache
-for f in "$MNT/a/report.txt" "$MNT/a/copy of report.txt" "$MNT/b/link.txt"; do
+for f in "$MNT/a/report.txt" "$MNT/a/copy of report.txt" "$MNT/b/link.txt" "$MNT/b/collision.txt" \
+	"$MNT/b/collision2.txt"; do
 	dv_assert_same "${f#"$MNT"/} reads back byte-exact" "$src/report.txt" "$f"
 done
 dv_assert_same "b/other.txt reads back byte-exact" "$src/other.txt" "$MNT/b/other.txt"
