@@ -202,6 +202,10 @@ int journal_seal(struct journal *j, int fd, char **path, uint64_t size, int64_t 
 		return -ENOMEM;
 	ts[0].tv_sec = mtime / 1000000000;
 	ts[0].tv_nsec = mtime % 1000000000;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_sec--;
+		ts[0].tv_nsec += 1000000000;
+	}
 	ts[1] = ts[0];
 	if (ftruncate(fd, (off_t)size) < 0 || futimens(fd, ts) < 0) {
 		ret = -errno;
@@ -237,6 +241,10 @@ void journal_set_mtime(struct journal *j, const char *path, int64_t mtime)
 	(void)j;
 	ts[0].tv_sec = mtime / 1000000000;
 	ts[0].tv_nsec = mtime % 1000000000;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_sec--;
+		ts[0].tv_nsec += 1000000000;
+	}
 	ts[1] = ts[0];
 	if (utimensat(AT_FDCWD, path, ts, 0) < 0 && errno != ENOENT)
 		log_warn("cannot record the new mtime on %s: %s", path, strerror(errno));

@@ -303,11 +303,12 @@ int jlog_append(struct jlog *l, uint64_t ino, uint64_t seq, int64_t mtime, const
 		ret = jlog_write(l, &h, data);
 	if (!ret) {
 		seg = l->segs[l->nsegs - 1].n;
-		/* without room in the table the record is never marked done: harmless */
-		if (jlog_tab_put(l, seq, seg) == 0)
-			l->segs[l->nsegs - 1].live++;
+		/* without room in the table it is never marked done: its segment stays */
+		l->segs[l->nsegs - 1].live++;
+		bool tracked = jlog_tab_put(l, seq, seg) == 0;
+
 		ret = jlog_sync_locked(l, l->pos);
-		if (ret && jlog_tab_take(l, seq) == seg && (s = jlog_seg_find(l, seg)))
+		if (ret && tracked && jlog_tab_take(l, seq) == seg && (s = jlog_seg_find(l, seg)))
 			s->live--;
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -335,14 +336,17 @@ void jlog_tidy(struct jlog *l)
 	pthread_mutex_lock(&l->lock);
 	if (l->dirty && !l->broken)
 		jlog_sync_locked(l, l->pos);
-	/* a segment nothing refers to goes, unless it takes the appends */
-	for (size_t i = 0; i + 1 < l->nsegs;) {
+	/*
+	 * A segment nothing refers to goes, unless it takes the appends, and
+	 * only from the front: a done mark lands in a later segment than its
+	 * record, and must outlive the record's segment. Not while a flush
+	 * runs: it may be on the fd of a segment that just stopped taking
+	 * appends.
+	 */
+	while (l->nsegs > 1 && !l->segs[0].live && !l->syncing) {
+		size_t i = 0;
 		char name[64];
 
-		if (l->segs[i].live) {
-			i++;
-			continue;
-		}
 		if (jlog_seg_name(name, sizeof(name), l->segs[i].n) == 0 &&
 		    unlinkat(l->dirfd, name, 0) < 0 && errno != ENOENT)
 			log_warn("journal: cannot remove %s/%s: %s", l->dir, name, strerror(errno));
@@ -546,6 +550,10 @@ static int jlog_restore(struct jlog *l, const struct jlog_found *f, const void *
 	}
 	ts[0].tv_sec = f->mtime / 1000000000;
 	ts[0].tv_nsec = f->mtime % 1000000000;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_sec--;
+		ts[0].tv_nsec += 1000000000;
+	}
 	ts[1] = ts[0];
 	if (pwrite(fd, data, f->size, 0) != (ssize_t)f->size || futimens(fd, ts) < 0 ||
 	    fsync(fd) < 0)
