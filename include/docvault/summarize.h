@@ -2,14 +2,23 @@
  * summarize.h - the built-in extractive summariser and keyword tagger.
  *
  * Model: the text is split into words (letters and digits, UTF-8 letters
- * included, lowercased for ASCII and Latin-1) and sentences (ending in
- * . ! ? followed by a space, or at a blank line). Words that are not stop
- * words (English, German, French) are counted; a sentence scores the mean
- * relative frequency of its content words, with a boost for the opening
- * sentences. The best sentences, in their original order, make the summary,
- * cut at summary_max bytes on a sentence or word boundary, always valid
- * UTF-8. Tags are the content words ranked by frequency with a boost for
- * longer words and for words seen early.
+ * included, lowercased for ASCII and Latin-1) and, line by line, into
+ * blocks: headings (Markdown "# x", an underlined "x\n===", or a short
+ * unpunctuated line that stands alone or sits above its paragraph), list
+ * items (their markers dropped) and paragraphs; fenced code is left out.
+ * Paragraphs and items are split into sentences ending in . ! ? before a
+ * space (not after "Dr.", "e.g.", "U.S.", "Jan. 5" and other
+ * abbreviations; "3.5" ends nothing) or at a CJK full stop. Content words
+ * (3+ characters, no stop word of English, German or French, not starting
+ * with a digit) are counted; a sentence scores by their relative
+ * frequencies, with a boost for the opening sentences and a penalty for
+ * sentences repeated page after page. The best sentences that do not
+ * repeat an earlier pick (most of their content words shared), in their
+ * original order, make the summary; units never run together (a bare item
+ * gets a '.'), and headings make the summary only when there is nothing
+ * else (a title alone). It is cut at summary_max bytes on a sentence or
+ * word boundary, always valid UTF-8. Tags are the content words ranked by
+ * frequency with a boost for longer words and for words seen early.
  *
  * Bounds: only the first SUMMARIZE_SCAN_MAX bytes of a text are analysed
  * (cut on a character boundary), so time and memory do not grow with the
@@ -39,9 +48,9 @@ int summarize_text(const char *text, size_t len, size_t summary_max, char **summ
 
 /*
  * Picks up to max (<= SUMMARIZE_TAGS_MAX) keyword tags from text: lowercase
- * words without stop words or pure numbers, best first. *tags is a
- * malloc'ed array of malloc'ed strings (NULL when *ntags is 0). Returns 0 or
- * -ENOMEM / -EINVAL.
+ * content words (no stop words, nothing that starts with a digit such as
+ * "2024" or "12th"), best first. *tags is a malloc'ed array of malloc'ed
+ * strings (NULL when *ntags is 0). Returns 0 or -ENOMEM / -EINVAL.
  */
 int summarize_tags(const char *text, size_t len, size_t max, char ***tags, size_t *ntags);
 
