@@ -52,9 +52,16 @@
 
 struct vfs_inode {
 	uint64_t ino;
-	int refs;		 /* protected by vfs->lock */
-	int handles;		 /* open handles; protected by vfs->lock */
-	bool unlinked;		 /* protected by vfs->lock */
+	int refs;      /* protected by vfs->lock */
+	int handles;   /* open handles; protected by vfs->lock */
+	bool unlinked; /* protected by vfs->lock */
+	/*
+	 * Its pending content was dropped as unreachable (unlinked, open
+	 * nowhere); an open that still arrives (the kernel resolved the name
+	 * before the unlink) gets ESTALE and looks the name up again.
+	 * Protected by vfs->lock.
+	 */
+	bool dropped;
 	struct vfs_inode *next;	 /* protected by vfs->lock */
 	bool queued;		 /* in the upload queue; protected by vfs->qlock */
 	struct vfs_inode *qnext; /* protected by vfs->qlock */
@@ -777,6 +784,8 @@ static bool vfs_unreachable(struct vfs *v, struct vfs_inode *in)
 
 	pthread_mutex_lock(&v->lock);
 	gone = in->unlinked && in->handles == 0;
+	if (gone)
+		in->dropped = true; /* decided with the handle count: no open slips between */
 	pthread_mutex_unlock(&v->lock);
 	return gone;
 }
@@ -1837,8 +1846,16 @@ static int vfs_handle_new(struct vfs *v, struct vfs_inode *in, int flags, struct
 		return ret;
 	}
 	pthread_mutex_lock(&v->lock);
-	in->handles++;
+	if (in->dropped)
+		ret = -ESTALE;
+	else
+		in->handles++;
 	pthread_mutex_unlock(&v->lock);
+	if (ret) {
+		vfs_inode_put(v, in);
+		free(h);
+		return ret;
+	}
 	h->in = in;
 	h->flags = flags;
 	*fh = (uint64_t)(uintptr_t)h;
@@ -1882,19 +1899,12 @@ int vfs_open_file(struct vfs *v, uint64_t ino, int flags, uint64_t *fh)
 
 	if (!in)
 		return -ENOMEM;
-	/*
-	 * A row this mount read or wrote within attr_timeout is as good as the
-	 * kernel's own attribute cache, which the path to this open went by.
-	 */
-	if (!vfs_attr_kept(v, in, &a)) {
-		uint64_t epoch = vfs_attr_epoch(v);
+	/* always asked: close-to-open, and the guard against a vanished inode below */
+	uint64_t epoch = vfs_attr_epoch(v);
 
-		ret = meta_getattr(v->meta, ino, &a);
-		if (!ret)
-			vfs_attr_keep(v, in, &a, epoch);
-	} else {
-		ret = 0;
-	}
+	ret = meta_getattr(v->meta, ino, &a);
+	if (!ret)
+		vfs_attr_keep(v, in, &a, epoch);
 	/*
 	 * The kernel's cached name led to an inode that is gone (replaced by
 	 * a rename, removed elsewhere): ESTALE makes it look the name up again
