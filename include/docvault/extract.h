@@ -40,6 +40,13 @@
  *   "text\n"                 (optional) the last header line: the text
  *                             follows, raw UTF-8, until end of file
  *
+ * `docvault __extract --serve` is the same helper as a server (see
+ * extract_server_file() below): its stdin is a SOCK_SEQPACKET socket on
+ * which it answers requests (limits, a path and the two pipes, passed as
+ * SCM_RIGHTS) with the wait status of the extraction; each extraction
+ * writes the framed output below on its pipes, exactly as one helper would.
+ * The messages are private to extract.c.
+ *
  * A reader ignores header lines it does not know; no "text" line means no
  * text. The header is at most EXTRACT_HEADER_MAX bytes. stderr carries the
  * reason of a failure in one line (and pdftotext's own messages). The exit
@@ -54,7 +61,8 @@
  *
  * Threading: everything here is reentrant; extract_file() starts the helper
  * with posix_spawn (never fork: the caller is multi-threaded) and blocks up
- * to the wall-clock limit. Ownership: results are malloc'ed, freed with
+ * to the wall-clock limit. A struct extract_server is used by one thread
+ * at a time. Ownership: results are malloc'ed, freed with
  * extract_result_free() / extract_buf_free(). Not: OCR, legacy .doc/.xls,
  * spreadsheets and presentations, encrypted or zip64 archives.
  */
@@ -64,6 +72,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define EXTRACT_MIME_SIZE  128
 #define EXTRACT_ERROR_SIZE 256
@@ -111,6 +120,49 @@ struct extract_result {
  * case and needs extract_result_free(). Logs nothing: the caller decides.
  */
 int extract_file(const struct extract_limits *lim, const char *path, struct extract_result *out);
+
+/*
+ * An extraction server: one long-lived helper (`docvault __extract
+ * --serve`, started with posix_spawn on first use) that loads libmagic's
+ * database once and never reads a document itself. It forks an extraction
+ * worker (a grandchild of the daemon) that extracts document after
+ * document, each under its own limits (CPU allowance per document, memory
+ * and no file writes for the worker's life, the wall clock enforced by the
+ * caller); anything but a clean end of a document (crash, limit, cancel,
+ * a bad document, a PDF: pdftotext is exec'ed) ends that worker, and the
+ * next document gets a fresh fork. A document can still fail only itself;
+ * it saves the exec, the dynamic linking and the database load of a fresh
+ * helper per document (see extract.c for the protocol). The trade-off: a
+ * document that subverted a converter without ending it could see the
+ * next documents of the same worker (at most 1,000); it cannot write
+ * files, and never runs in the daemon. The server runs in a process group of its own, which
+ * extract_server_free() kills; its grandchildren die with it
+ * (PR_SET_PDEATHSIG), and it dies when its socket closes.
+ *
+ * Not thread-safe: one server per thread (a worker keeps one). Blocks like
+ * extract_file().
+ */
+struct extract_server;
+
+/* A server handle (no process yet). 0 or -ENOMEM. */
+int extract_server_new(struct extract_server **out);
+/* Stops the server (and any extraction it runs) and frees; accepts NULL. */
+void extract_server_free(struct extract_server *s);
+
+/*
+ * extract_file() on the server s, with the same results and errors. The
+ * server is started when needed (or restarted when lim->helper names
+ * another program); one that died, before or during this document, is
+ * restarted and the document tried once more. A server that cannot start
+ * is -ENOENT (no program, not a docvault helper that serves) or another
+ * negative errno, with out->error set.
+ */
+int extract_server_file(struct extract_server *s, const struct extract_limits *lim,
+			const char *path, struct extract_result *out);
+
+/* For tests and logs: the server's pid (0 if none runs), how many were started. */
+pid_t extract_server_pid(const struct extract_server *s);
+unsigned long extract_server_starts(const struct extract_server *s);
 
 /*
  * The helper's main (`docvault __extract ...`, see the top of this file):
