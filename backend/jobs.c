@@ -2,7 +2,8 @@
  * jobs.c - the document processing workers (see jobs.h for the model).
  *
  * Each worker thread loops: claim a job (meta_docs_claim), copy the blob
- * from the store into a temporary file, process_file() it, record the
+ * from the store into a temporary file, process it (process_file_on(), on
+ * the thread's own extraction server), record the
  * result (complete, or fail: final for a bad document, else retried with
  * backoff by the queue). When nothing is due it sleeps until the
  * housekeeper passes on a NOTIFY, until the next queued job is due, or
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "docvault/config.h"
+#include "docvault/extract.h"
 #include "docvault/jobs.h"
 #include "docvault/log.h"
 #include "docvault/meta_docs.h"
@@ -50,6 +52,7 @@ struct jobs_thread {
 	struct jobs *j;
 	int idx;
 	pthread_t tid;
+	struct extract_server *srv; /* this worker's extraction server; NULL: one helper a job */
 };
 
 struct jobs {
@@ -187,8 +190,8 @@ static void jobs_complete(struct jobs *j, const struct meta_job *job,
 	}
 }
 
-/* One job: fetch, process, record. */
-static void jobs_run(struct jobs *j, const struct meta_job *job)
+/* One job: fetch, process (on the worker's extraction server srv), record. */
+static void jobs_run(struct jobs *j, struct extract_server *srv, const struct meta_job *job)
 {
 	struct process_result res;
 	char key[STORE_BLOB_KEY_SIZE], path[PATH_MAX], why[512];
@@ -218,7 +221,7 @@ static void jobs_run(struct jobs *j, const struct meta_job *job)
 			return;
 		}
 	}
-	ret = process_file(&j->opts, path, &res);
+	ret = process_file_on(&j->opts, srv, path, &res);
 	unlink(path);
 	close(fd);
 	if (ret == 0 && !res.error[0]) {
@@ -256,7 +259,7 @@ static void *jobs_worker(void *arg)
 		if (ret == 0) {
 			backoff = 1000;
 			jobs_set_inflight(j, t->idx, job.ino);
-			jobs_run(j, &job);
+			jobs_run(j, t->srv, &job);
 			jobs_set_inflight(j, t->idx, 0);
 			continue;
 		}
@@ -278,6 +281,8 @@ static void *jobs_worker(void *arg)
 			ms = wait * 1000 < 50 ? 50 : (int64_t)(wait * 1000);
 		jobs_sleep(j, ms, true);
 	}
+	extract_server_free(t->srv); /* its helper process ends with the worker */
+	t->srv = NULL;
 	pthread_mutex_lock(&j->lock);
 	j->running--;
 	pthread_cond_broadcast(&j->cond);
@@ -381,6 +386,8 @@ static void jobs_free(struct jobs *j)
 		close(j->wake_fd);
 	pthread_cond_destroy(&j->cond);
 	pthread_mutex_destroy(&j->lock);
+	for (int i = 0; j->threads && i < j->nthreads; i++)
+		extract_server_free(j->threads[i].srv); /* a thread that never started */
 	free(j->inflight);
 	free(j->threads);
 	free(j->tmpdir);
@@ -451,6 +458,10 @@ static int jobs_start_mode(const struct dv_config *cfg, struct meta *meta, struc
 	for (int i = 0; !ret && i < nthreads; i++) {
 		j->threads[i].j = j;
 		j->threads[i].idx = i;
+		if (extract_server_new(&j->threads[i].srv)) {
+			ret = -ENOMEM;
+			break;
+		}
 		pthread_mutex_lock(&j->lock);
 		j->running++;
 		pthread_mutex_unlock(&j->lock);

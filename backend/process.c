@@ -81,6 +81,12 @@ static int summarise(const struct process_opts *o, struct process_result *out)
 
 int process_file(const struct process_opts *o, const char *path, struct process_result *out)
 {
+	return process_file_on(o, NULL, path, out);
+}
+
+int process_file_on(const struct process_opts *o, struct extract_server *srv, const char *path,
+		    struct process_result *out)
+{
 	struct extract_limits lim;
 	struct extract_result ex;
 	int ret;
@@ -98,7 +104,7 @@ int process_file(const struct process_opts *o, const char *path, struct process_
 	lim.wall_limit = o->wall_limit;
 	lim.text_max = o->text_max;
 	lim.helper = o->helper;
-	ret = extract_file(&lim, path, &ex);
+	ret = srv ? extract_server_file(srv, &lim, path, &ex) : extract_file(&lim, path, &ex);
 	memcpy(out->mime, ex.mime, sizeof(out->mime));
 	memcpy(out->error, ex.error, sizeof(out->error));
 	if (ret) {

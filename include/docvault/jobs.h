@@ -8,6 +8,11 @@
  * a result is recorded only while the worker still holds the claim on the
  * inode's current version, so each job is done exactly once.
  *
+ * Each worker thread keeps its own text extraction server (extract.h: one
+ * helper process started on the first document, whose forked worker
+ * extracts document after document under per-document limits), restarted
+ * if it dies and stopped with the thread.
+ *
  * Threads: nthreads workers plus one housekeeper that LISTENs for new jobs
  * (waking idle workers at once; without it they poll every few seconds),
  * keeps the claims of jobs in progress fresh, and gives back to the queue

@@ -3,10 +3,11 @@
  *
  * Model: a pure function of a local file and the options. process_file()
  * runs extraction in a limited helper process (extract.h: a fresh exec of
- * the docvault binary, never a fork of the caller), then summarises
- * the text with the OpenAI-compatible endpoint when configured (ai.h),
- * falling back to the built-in extractive summariser (summarize.h) when the
- * endpoint fails, and picks keyword tags from the text. It knows nothing of
+ * the docvault binary, never a fork of the caller; process_file_on() uses
+ * a long-lived extraction server instead, as the job workers do), then
+ * summarises the text with the OpenAI-compatible endpoint when configured
+ * (ai.h), falling back to the built-in extractive summariser (summarize.h)
+ * when the endpoint fails, and picks keyword tags from the text. It knows nothing of
  * the queue, the database or the store: the job worker (jobs.c) fetches the
  * blob to a local file, calls this, and records the result.
  *
@@ -69,6 +70,16 @@ struct process_result {
  * processed) and needs process_result_free().
  */
 int process_file(const struct process_opts *o, const char *path, struct process_result *out);
+
+/*
+ * process_file() with extraction on the extraction server srv (extract.h:
+ * one long-lived helper forking a limited grandchild per document, much
+ * cheaper than a fresh helper per document); srv NULL is process_file().
+ * srv belongs to the calling thread for the call.
+ */
+struct extract_server;
+int process_file_on(const struct process_opts *o, struct extract_server *srv, const char *path,
+		    struct process_result *out);
 
 /* Frees what a result holds and zeroes it; accepts NULL / zeroed. */
 void process_result_free(struct process_result *r);
