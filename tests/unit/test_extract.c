@@ -4,9 +4,14 @@
  * on every fixture in tests/fixtures/docs (made by make.py there): MIME
  * types, text from each format, no text from a binary or an empty file, a
  * corrupt PDF that fails with a reason, and a PDF bomb that hits the CPU,
- * memory and wall-clock limits and fails only its document.
+ * memory and wall-clock limits and fails only its document. The same again
+ * through an extraction server (extract_server_file()), which must outlive
+ * bad documents, give each document its own CPU allowance on a reused
+ * worker, and be restarted when it is killed between documents or during
+ * one.
  * Needs DV_SOURCE_DIR (set by ctest); fails loudly without it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -164,11 +169,19 @@ static void test_zip(void)
 static const struct extract_limits limits = {
     .cpu_limit = 30, .mem_limit = 512u << 20, .wall_limit = 60, .text_max = 4u << 20};
 
+/* When set, documents go through this extraction server instead of a helper each. */
+static struct extract_server *server;
+
+static int run_extract(const struct extract_limits *l, const char *path, struct extract_result *r)
+{
+	return server ? extract_server_file(server, l, path, r) : extract_file(l, path, r);
+}
+
 /* Extracts a fixture; checks the MIME type and that the text holds every word. */
 static void check_doc(const char *name, const char *mime, const char *const *words)
 {
 	struct extract_result r;
-	int ret = extract_file(&limits, fixture(name), &r);
+	int ret = run_extract(&limits, fixture(name), &r);
 
 	CHECK_EQ(ret, 0);
 	if (ret)
@@ -220,23 +233,23 @@ static void test_fixtures(void)
 		  (const char *const[]){"A volcano erupts when gas pressure", NULL});
 
 	/* no text: not an error */
-	CHECK_EQ(extract_file(&limits, fixture("binary.bin"), &r), 0);
+	CHECK_EQ(run_extract(&limits, fixture("binary.bin"), &r), 0);
 	CHECK_STREQ(r.mime, "application/octet-stream");
 	CHECK(r.text == NULL && r.text_len == 0 && r.error[0] == '\0');
 	extract_result_free(&r);
-	CHECK_EQ(extract_file(&limits, fixture("empty.txt"), &r), 0);
+	CHECK_EQ(run_extract(&limits, fixture("empty.txt"), &r), 0);
 	CHECK(strstr(r.mime, "empty") != NULL);
 	CHECK(r.text == NULL && r.error[0] == '\0');
 	extract_result_free(&r);
 
 	/* the HTML's script, style and comment are gone */
-	CHECK_EQ(extract_file(&limits, fixture("page.html"), &r), 0);
+	CHECK_EQ(run_extract(&limits, fixture("page.html"), &r), 0);
 	CHECK(r.text && !strstr(r.text, "SECRET") && !strchr(r.text, '{') &&
 	      !strstr(r.text, "<p>"));
 	extract_result_free(&r);
 
 	/* a corrupt PDF fails its document with pdftotext's reason */
-	CHECK_EQ(extract_file(&limits, fixture("corrupt.pdf"), &r), -EINVAL);
+	CHECK_EQ(run_extract(&limits, fixture("corrupt.pdf"), &r), -EINVAL);
 	CHECK_STREQ(r.mime, "application/pdf");
 	CHECK(strstr(r.error, "pdftotext") != NULL);
 	CHECK(r.text == NULL);
@@ -244,7 +257,7 @@ static void test_fixtures(void)
 	extract_result_free(&r);
 
 	/* a missing file is no bad document: worth a retry */
-	CHECK_EQ(extract_file(&limits, fixture("no-such-file"), &r), -EIO);
+	CHECK_EQ(run_extract(&limits, fixture("no-such-file"), &r), -EIO);
 	CHECK(strstr(r.error, "No such file") != NULL);
 	extract_result_free(&r);
 }
@@ -263,23 +276,23 @@ static void test_text_max(void)
 	struct extract_result r;
 
 	l.text_max = 50;
-	CHECK_EQ(extract_file(&l, fixture("latin1.txt"), &r), 0);
+	CHECK_EQ(run_extract(&l, fixture("latin1.txt"), &r), 0);
 	CHECK(r.text_len <= 50 && r.text_len > 40);
 	CHECK(valid_utf8(r.text, r.text_len));
 	CHECK(!r.truncated); /* 49 bytes in UTF-8: all of it */
 	extract_result_free(&r);
 	l.text_max = 100;
-	CHECK_EQ(extract_file(&l, fixture("doc.pdf"), &r), 0);
+	CHECK_EQ(run_extract(&l, fixture("doc.pdf"), &r), 0);
 	CHECK(r.text_len <= 100 && r.text_len > 90);
 	CHECK(strncmp(r.text, "Glaciers", 8) == 0);
 	CHECK(r.truncated);
 	extract_result_free(&r);
 	/* cut by the converter in the helper: it says so in its header */
-	CHECK_EQ(extract_file(&l, fixture("doc.docx"), &r), 0);
+	CHECK_EQ(run_extract(&l, fixture("doc.docx"), &r), 0);
 	CHECK(r.text_len <= 100 && r.text_len > 80);
 	CHECK(r.truncated);
 	extract_result_free(&r);
-	CHECK_EQ(extract_file(&limits, fixture("doc.docx"), &r), 0);
+	CHECK_EQ(run_extract(&limits, fixture("doc.docx"), &r), 0);
 	CHECK(!r.truncated);
 	extract_result_free(&r);
 }
@@ -512,7 +525,7 @@ static void test_bomb(void)
 	l.cpu_limit = 1;
 	l.mem_limit = 0;
 	t0 = now();
-	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK_EQ(run_extract(&l, fixture("bomb.pdf"), &r), -EINVAL);
 	CHECK(strstr(r.error, "CPU limit") != NULL);
 	CHECK(now() - t0 < 10);
 	fprintf(stderr, "bomb.pdf, cpu: %s\n", r.error);
@@ -520,7 +533,7 @@ static void test_bomb(void)
 
 	l = limits;
 	l.mem_limit = 128u << 20;
-	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK_EQ(run_extract(&l, fixture("bomb.pdf"), &r), -EINVAL);
 	CHECK(r.error[0] != '\0');
 	fprintf(stderr, "bomb.pdf, memory: %s\n", r.error);
 	extract_result_free(&r);
@@ -530,13 +543,181 @@ static void test_bomb(void)
 	l.cpu_limit = 0;
 	l.wall_limit = 0.5;
 	t0 = now();
-	CHECK_EQ(extract_file(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK_EQ(run_extract(&l, fixture("bomb.pdf"), &r), -EINVAL);
 	CHECK(strstr(r.error, "wall-clock limit") != NULL);
 	CHECK(now() - t0 < 3);
 	extract_result_free(&r);
 
 	/* the caller is fine afterwards */
 	check_doc("doc.pdf", "application/pdf", (const char *const[]){"Glaciers", NULL});
+}
+
+/* Is the process pid still there (not even a zombie of ours)? */
+static bool alive(pid_t pid)
+{
+	return pid > 0 && kill(pid, 0) == 0;
+}
+
+/* The first child of process parent (the server's worker), or 0. */
+static pid_t worker_of(pid_t parent)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[300], buf[1024];
+		int ppid = 0;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')') &&
+		    sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) == 1 && ppid == parent)
+			found = atoi(de->d_name);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* CPU seconds process pid used (user + system), or -1. */
+static double cpu_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	double ret = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	/* after "pid (comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime */
+	if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')') &&
+	    sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) == 2)
+		ret = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * The extraction server: every fixture as with a helper each; one server
+ * for all of them, whatever the documents did (a corrupt PDF, a missing
+ * file, limits); a server killed between documents or during one is
+ * restarted; freeing it ends it.
+ */
+static void test_server(void)
+{
+	struct extract_limits l = limits;
+	struct extract_result r;
+	pid_t pid, pid2, killer;
+	double t0;
+
+	CHECK_EQ(extract_server_new(&server), 0);
+	if (!server)
+		return;
+	CHECK_EQ(extract_server_pid(server), 0); /* started on first use */
+	test_fixtures();
+	test_text_max();
+	pid = extract_server_pid(server);
+	CHECK(alive(pid));
+	CHECK_EQ(extract_server_starts(server), 1);
+
+	/* many documents, one server: the worker is reused, results do not leak across */
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(run_extract(&limits, fixture(i % 2 ? "page.html" : "latin1.txt"), &r), 0);
+		CHECK_STREQ(r.mime, i % 2 ? "text/html" : "text/plain");
+		CHECK(r.text && (i % 2 ? strstr(r.text, "Beekeeping") : strstr(r.text, "Caf")));
+		extract_result_free(&r);
+	}
+	CHECK_EQ(extract_server_pid(server), pid);
+
+	/*
+	 * the CPU limit is each document's: a reused worker's earlier documents do
+	 * not count (documents under a 1 s limit each until the worker used 1.5 s)
+	 */
+	{
+		pid_t w = worker_of(pid), w2;
+		double cpu = 0;
+		int n = 0;
+
+		CHECK(w > 0);
+		l.cpu_limit = 1;
+		t0 = now();
+		while (w > 0 && (cpu = cpu_of(w)) < 1.5 && now() - t0 < 60) {
+			for (int i = 0; i < 20; i++, n++) {
+				CHECK_EQ(run_extract(&l, fixture("page.html"), &r), 0);
+				CHECK(r.text && strstr(r.text, "Beekeeping"));
+				extract_result_free(&r);
+			}
+		}
+		w2 = worker_of(pid);
+		fprintf(stderr, "%d documents under a 1 s CPU limit each: the worker used %.2f s\n",
+			n, cpu);
+		CHECK(cpu >= 1.5);
+		CHECK_EQ(w2, w); /* one worker did them all */
+		l = limits;
+	}
+	CHECK_EQ(extract_server_pid(server), pid);
+
+	/* limits: each fails its document only, the server stays */
+	test_bomb();
+	CHECK_EQ(extract_server_pid(server), pid);
+	CHECK_EQ(extract_server_starts(server), 1);
+
+	/* the server dies between documents: the next document restarts it */
+	kill(pid, SIGKILL);
+	usleep(100000);
+	check_doc("text.txt", "text/plain", (const char *const[]){"major versions.", NULL});
+	pid2 = extract_server_pid(server);
+	CHECK(pid2 != pid && alive(pid2));
+	CHECK_EQ(extract_server_starts(server), 2);
+
+	/* ... or during one: restarted, and the document tried once more (here: the CPU limit) */
+	fflush(NULL);
+	killer = fork();
+	if (killer == 0) {
+		usleep(300000);
+		kill(pid2, SIGKILL);
+		_exit(0);
+	}
+	l.cpu_limit = 2;
+	l.mem_limit = 0;
+	t0 = now();
+	CHECK_EQ(run_extract(&l, fixture("bomb.pdf"), &r), -EINVAL);
+	CHECK(strstr(r.error, "CPU limit") != NULL);
+	CHECK(now() - t0 < 20);
+	fprintf(stderr, "server killed during bomb.pdf: %s (%.1f s)\n", r.error, now() - t0);
+	extract_result_free(&r);
+	waitpid(killer, NULL, 0);
+	CHECK_EQ(extract_server_starts(server), 3);
+	check_doc("doc.pdf", "application/pdf", (const char *const[]){"Glaciers", NULL});
+
+	/* a helper that does not serve: a setup problem, never the document's */
+	l = limits;
+	l.helper = "/bin/true";
+	CHECK_EQ(run_extract(&l, fixture("text.txt"), &r), -ENOENT);
+	CHECK(strstr(r.error, "is not a docvault extraction server") != NULL);
+	extract_result_free(&r);
+	CHECK_EQ(extract_server_pid(server), 0);
+	l.helper = "/nonexistent/docvault";
+	CHECK_EQ(run_extract(&l, fixture("text.txt"), &r), -ENOENT);
+	extract_result_free(&r);
+	check_doc("text.txt", "text/plain", (const char *const[]){"major versions.", NULL});
+
+	/* freeing ends the server and its worker */
+	pid = extract_server_pid(server);
+	extract_server_free(server);
+	server = NULL;
+	CHECK(!alive(pid));
 }
 
 int main(void)
@@ -576,6 +757,7 @@ int main(void)
 	test_helper_status();
 	test_helper_lookup();
 	test_bomb();
+	test_server();
 	{
 		char cmd[4200];
 

@@ -3,17 +3,21 @@
  * local store: documents committed are processed and completed; a new
  * commit wakes an idle worker through NOTIFY well before the poll
  * interval; a blob missing from the store fails after max_attempts with
- * the reason; stopping is prompt; and 500 documents processed by three
- * worker pools in this process plus a forked worker process are each
- * claimed and completed exactly once (counted by triggers in the database).
+ * the reason; stopping is prompt; a document that hits the CPU limit fails
+ * alone and killed extraction servers are restarted; and 500 documents
+ * processed by three worker pools in this process plus a forked worker
+ * process are each claimed and completed exactly once (counted by triggers
+ * in the database).
  *
  * The server comes from DV_TEST_PGHOST, DV_TEST_PGPORT, DV_TEST_PGUSER
  * (tools/check and tools/lib/pg.sh provide them); without them the test
  * FAILS. Each run creates its own database and drops it at the end.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,11 +202,11 @@ static void env_teardown(struct env *e)
 	}
 }
 
-/* Puts text in the store (unless skip_store) and commits it as ino's content. */
-static uint64_t put_commit(struct env *e, uint64_t ino, const char *text, bool skip_store)
+/* Puts len bytes in the store (unless skip_store) and commits them as ino's content. */
+static uint64_t put_commit_bytes(struct env *e, uint64_t ino, const char *text, size_t len,
+				 bool skip_store)
 {
 	char path[400], key[STORE_BLOB_KEY_SIZE];
-	size_t len = strlen(text);
 	struct checksum sum;
 	struct meta_attr a;
 	int fd, ret;
@@ -222,6 +226,12 @@ static uint64_t put_commit(struct env *e, uint64_t ino, const char *text, bool s
 	ret = meta_commit(e->m, ino, &sum, len, now_ns(), now_ns(), &a);
 	CHECK_EQ(ret, 0);
 	return ret ? 0 : a.version;
+}
+
+/* Puts text in the store (unless skip_store) and commits it as ino's content. */
+static uint64_t put_commit(struct env *e, uint64_t ino, const char *text, bool skip_store)
+{
+	return put_commit_bytes(e, ino, text, strlen(text), skip_store);
 }
 
 static uint64_t mkfile(struct env *e, uint64_t parent, const char *name)
@@ -415,6 +425,144 @@ static void test_many(struct env *e)
 		q_i64(e->m, "SELECT count(*) FROM test_claims WHERE worker LIKE 'child/%'"));
 }
 
+/* The pids of this process's children that run the extraction server (up to max). */
+static int extract_servers(pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		char path[300], buf[4096];
+		int ppid = 0;
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* pid (comm) state ppid ...: comm may hold spaces, so from the last ')' */
+		if (!strrchr(buf, ')') || sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) != 1 ||
+		    ppid != getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		for (ssize_t i = 0; i < len; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[len] = '\0';
+		if (strstr(buf, "__extract --serve"))
+			pids[n++] = atoi(de->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Workers extract on servers of their own: a document that hits a limit
+ * fails alone (its neighbours complete), a killed server is
+ * restarted by the next document, and stopping the workers ends them.
+ */
+static void test_servers(struct env *e)
+{
+	char bomb[300], *data = NULL;
+	uint64_t ino, inos[6];
+	struct jobs *j = NULL;
+	struct jobs_stats s;
+	struct meta_doc d;
+	pid_t pids[8];
+	ssize_t len = -1;
+	int fd, n;
+
+	snprintf(bomb, sizeof(bomb), "%s/tests/fixtures/docs/bomb.pdf",
+		 getenv("DV_SOURCE_DIR") ? getenv("DV_SOURCE_DIR") : ".");
+	fd = open(bomb, O_RDONLY);
+	CHECK(fd >= 0);
+	if (fd < 0) {
+		fprintf(stderr, "test_jobs: %s: %s (DV_SOURCE_DIR must name the sources)\n", bomb,
+			strerror(errno));
+		return;
+	}
+	data = malloc(1 << 20);
+	if (data)
+		len = read(fd, data, 1 << 20);
+	close(fd);
+	CHECK(len > 0);
+	if (len <= 0) {
+		free(data);
+		return;
+	}
+	e->cfg.processing.cpu_limit = 1;
+	CHECK_EQ(jobs_start(&e->cfg, e->m, e->st, e->tmp, 2, "servers", &j), 0);
+	e->cfg.processing.cpu_limit = 30;
+	if (!j) {
+		free(data);
+		return;
+	}
+	ino = mkfile(e, 1, "bomb.pdf");
+	put_commit_bytes(e, ino, data, (size_t)len, false);
+	free(data);
+	for (int i = 0; i < 6; i++) {
+		char name[32], text[128];
+
+		snprintf(name, sizeof(name), "srv%d.txt", i);
+		snprintf(text, sizeof(text), "Server document %d about lighthouses and keepers.\n",
+			 i);
+		inos[i] = mkfile(e, 1, name);
+		put_commit(e, inos[i], text, false);
+	}
+	CHECK_EQ(wait_final(e, ino, 60), META_DOC_FAILED);
+	CHECK_EQ(meta_docs_get(e->m, ino, &d), 0);
+	/* the CPU limit, or the memory limit if pdftotext grows faster than it spins */
+	CHECK(strstr(d.error, "CPU limit") != NULL || strstr(d.error, "memory limit") != NULL);
+	CHECK_STREQ(d.mime, "application/pdf");
+	fprintf(stderr, "test_jobs: bomb.pdf: %s\n", d.error);
+	meta_doc_free(&d);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(wait_final(e, inos[i], 60), META_DOC_COMPLETED);
+
+	/* kill the servers: the next documents restart them */
+	n = extract_servers(pids, 8);
+	CHECK(n >= 1 && n <= 2);
+	for (int i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	for (int i = 0; i < 6; i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "Version two of document %d, about harbours.\n", i);
+		put_commit(e, inos[i], text, false);
+	}
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(wait_final(e, inos[i], 60), META_DOC_COMPLETED);
+		CHECK_EQ(meta_docs_get(e->m, inos[i], &d), 0);
+		CHECK(strstr(d.summary, "harbours") != NULL);
+		meta_doc_free(&d);
+	}
+	jobs_get_stats(j, &s);
+	CHECK_EQ(s.completed, 12);
+	CHECK_EQ(s.failed, 1);
+	CHECK_EQ(s.retried, 0);
+	jobs_stop(j);
+	usleep(100000);
+	CHECK_EQ(extract_servers(pids, 8), 0); /* stopped with their workers */
+}
+
 int main(void)
 {
 	struct env e = {0};
@@ -426,6 +574,7 @@ int main(void)
 		return test_done();
 	}
 	test_process(&e);
+	test_servers(&e);
 	test_many(&e);
 	env_teardown(&e);
 	return test_done();
