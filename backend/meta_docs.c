@@ -557,7 +557,6 @@ int meta_docs_counts(struct meta *m, struct meta_docs_counts *out)
 {
 	struct meta_params p = {0};
 	PGresult *res;
-	int64_t files, known;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -567,7 +566,7 @@ int meta_docs_counts(struct meta *m, struct meta_docs_counts *out)
 			 "count(*) FILTER (WHERE state = 1), "
 			 "COALESCE(EXTRACT(epoch FROM now() - min(queued)), 0), "
 			 "(SELECT count(*) FROM dv_inodes WHERE status = 4), "
-			 "(SELECT sum(files) FROM dv_counters) FROM dv_jobs",
+			 "(SELECT count(*) FROM dv_inodes WHERE status = 3) FROM dv_jobs",
 			 &p, &res);
 	if (ret)
 		return ret;
@@ -576,9 +575,7 @@ int meta_docs_counts(struct meta *m, struct meta_docs_counts *out)
 	out->processing = (uint64_t)meta_get_i64(res, 0, 2);
 	out->oldest_s = strtod(PQgetvalue(res, 0, 3), NULL);
 	out->failed = (uint64_t)meta_get_i64(res, 0, 4);
-	files = meta_get_i64(res, 0, 5);
-	known = (int64_t)(out->ready + out->waiting + out->processing + out->failed);
-	out->completed = files > known ? (uint64_t)(files - known) : 0;
+	out->completed = (uint64_t)meta_get_i64(res, 0, 5);
 	PQclear(res);
 	return 0;
 }

@@ -161,7 +161,7 @@ struct meta_docs_counts {
 	uint64_t waiting;    /* queued, waiting out a retry backoff */
 	uint64_t processing; /* claimed by a worker */
 	uint64_t failed;     /* documents that failed for good */
-	uint64_t completed;  /* files minus the above (from the counters, no scan) */
+	uint64_t completed;  /* processed (status 3; the partial index on status) */
 	double oldest_s;     /* age of the oldest queued job, seconds (0 if none) */
 };
 

@@ -480,6 +480,16 @@ static void test_fail_backoff(struct env *e)
 	CHECK_EQ(meta_docs_counts(e->m, &c), 0);
 	CHECK_EQ(c.failed, 1);
 	CHECK_EQ(c.ready + c.waiting + c.processing, 0);
+	/* a file with no content committed yet is in no bucket, completed least */
+	{
+		uint64_t done = c.completed, fresh = mkfile(e, 1, "counts-not-committed.txt");
+
+		CHECK(fresh != 0);
+		CHECK_EQ(meta_docs_counts(e->m, &c), 0);
+		CHECK_EQ(c.completed, done);
+		CHECK_EQ(c.completed,
+			 (uint64_t)q_i64(e->m, "SELECT count(*) FROM dv_inodes WHERE status = 3"));
+	}
 
 	/* reprocess: queued again, error cleared */
 	CHECK_EQ(meta_docs_requeue(e->m, ino), 0);
