@@ -67,7 +67,8 @@ struct jlog {
 	size_t nold;
 	uint64_t pos, synced;
 	bool syncing, dirty;
-	int broken; /* a negative errno once the log cannot be trusted */
+	int broken;   /* a negative errno once the log cannot be trusted */
+	bool failing; /* appends fail (a full disk): logged once, until one works */
 	struct jlog_live *tab;
 	size_t tabcap, tablen;
 };
@@ -242,10 +243,16 @@ static int jlog_write(struct jlog *l, struct jlog_hdr *h, const void *data)
 	n = pwritev(cur->fd, iov, 3, (off_t)cur->size);
 	if (n != (ssize_t)len) {
 		ret = n < 0 ? -errno : -ENOSPC;
-		log_warn("journal: cannot append to %s/log.%" PRIu64 ": %s", l->dir, cur->n,
-			 strerror(-ret));
+		if (!l->failing)
+			log_warn("journal: cannot append to %s/log.%" PRIu64
+				 ": %s; closes flush each file meanwhile",
+				 l->dir, cur->n, strerror(-ret));
+		l->failing = true;
 		return ret;
 	}
+	if (l->failing)
+		log_info("journal: %s/log.%" PRIu64 " takes appends again", l->dir, cur->n);
+	l->failing = false;
 	cur->size += len;
 	l->pos += len;
 	return 0;
