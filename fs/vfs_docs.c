@@ -150,6 +150,7 @@ ssize_t vfs_docs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *b
 	struct meta_doc d;
 	const char *val;
 	char tmp[64];
+	bool pending;
 	size_t len;
 	int ret;
 
@@ -157,11 +158,16 @@ ssize_t vfs_docs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *b
 		return -ENOTSUP;
 	if (which == VD_UNKNOWN || which == VD_REPROCESS)
 		return -ENODATA;
+	/*
+	 * Pending is asked before the row is read: asked after, a commit that
+	 * landed between the two would leave a row read before it (a file never
+	 * committed, shown as an empty completed one) with nothing pending.
+	 */
+	pending = vfs_is_pending(v, ino);
 	ret = meta_docs_get(vfs_meta(v), ino, &d);
 	if (ret)
 		return ret;
-	if (!d.is_file ||
-	    !vfs_docs_value(v, &d, which, vfs_is_pending(v, ino), tmp, sizeof(tmp), &val)) {
+	if (!d.is_file || !vfs_docs_value(v, &d, which, pending, tmp, sizeof(tmp), &val)) {
 		meta_doc_free(&d);
 		return -ENODATA;
 	}
@@ -177,7 +183,7 @@ ssize_t vfs_docs_getxattr(struct vfs *v, uint64_t ino, const char *name, char *b
 ssize_t vfs_docs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size)
 {
 	struct meta_doc d;
-	bool pending;
+	bool pending = vfs_is_pending(v, ino); /* before the row: see vfs_docs_getxattr */
 	size_t used = 0;
 	char tmp[64];
 	int ret = meta_docs_get(vfs_meta(v), ino, &d);
@@ -188,7 +194,6 @@ ssize_t vfs_docs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size)
 		meta_doc_free(&d);
 		return 0;
 	}
-	pending = vfs_is_pending(v, ino);
 	for (int i = 0; i < VD_REPROCESS; i++) {
 		const char *val;
 		size_t len = strlen(vfs_docs_names[i]) + 1;
