@@ -793,8 +793,10 @@ dv_assert_queue_empty() {
 			"$("$DOCVAULT_BIN" status -c "$DV_CONF" 2>&1 | tail -n 20)"
 		return 1
 	fi
-	files=$(grep -oE '[0-9]+ +files?' <<<"$line" | head -n 1 | grep -oE '^[0-9]+')
-	bytes=$(grep -oE '[0-9.]+ *([KMGT]i?)?B(ytes?)?\b' <<<"$line" | head -n 1 | grep -oE '^[0-9.]+')
+	# only the figures: the "(cache DIR)" part holds a random name ("...5B/")
+	local figures=${line%%(cache *}
+	files=$(grep -oE '[0-9]+ +files?' <<<"$figures" | head -n 1 | grep -oE '^[0-9]+')
+	bytes=$(grep -oE '[0-9.]+ *([KMGT]i?)?B(ytes?)?\b' <<<"$figures" | head -n 1 | grep -oE '^[0-9.]+')
 	if [[ $line == *empty* || ($files == 0 && ${bytes:-0} =~ ^0(\.0*)?$) ]]; then
 		dv_pass "$what: the queue is empty ($(tr -s ' ' <<<"$line"))"
 	else
