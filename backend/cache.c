@@ -1447,6 +1447,64 @@ static int cache_scan(struct cache *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * DIR/vault names the vault this cache belongs to: a one-way tag of the
+ * vault's secret (SHA-256 of a label and the secret). Journal records name
+ * inodes by number, and a number means another file in another vault: a
+ * cache directory left by one vault and given to another must not replay
+ * its journal there. A cache without the file (new, or made before it
+ * existed) takes this vault's tag.
+ */
+static int cache_claim(struct cache *c, char *err, size_t errlen)
+{
+	static const char label[] = "docvault cache of vault ";
+	unsigned char buf[sizeof(label) - 1 + CHECKSUM_SECRET_SIZE];
+	char path[PATH_MAX], tmp[PATH_MAX], want[64], have[64] = "";
+	struct checksum sum;
+	ssize_t n;
+	int fd, ret;
+
+	memcpy(buf, label, sizeof(label) - 1);
+	memcpy(buf + sizeof(label) - 1, c->secret, CHECKSUM_SECRET_SIZE);
+	checksum_buf(buf, sizeof(buf), c->secret, &sum);
+	checksum_hex16(sum.sha256, want);
+	snprintf(path, sizeof(path), "%s/vault", c->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, have, sizeof(have) - 1);
+		close(fd);
+		have[n > 0 ? n : 0] = '\0';
+		have[strcspn(have, "\n")] = '\0';
+		if (strcmp(have, want) == 0)
+			return 0;
+		snprintf(err, errlen,
+			 "cache %s belongs to another vault (%s says %s, this vault is %s): its "
+			 "journal may hold files not yet committed there. Mount that vault with "
+			 "this cache to finish them, or give this vault its own [cache] dir",
+			 c->dir, path, *have ? have : "nothing", want);
+		return -EEXIST;
+	}
+	if (errno != ENOENT) {
+		ret = -errno;
+		snprintf(err, errlen, "cache %s: cannot read %s: %s", c->dir, path,
+			 strerror(errno));
+		return ret;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp/vault", c->dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ret = fd < 0 ? -errno : 0;
+	if (!ret && (dprintf(fd, "%s\n", want) < 0 || fsync(fd) < 0))
+		ret = errno ? -errno : -EIO;
+	if (fd >= 0 && close(fd) < 0 && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		snprintf(err, errlen, "cache %s: cannot write %s: %s", c->dir, path,
+			 strerror(-ret));
+	return ret;
+}
+
 int cache_open(const char *dir, uint64_t size_limit, uint64_t reserve, double full_wait,
 	       const unsigned char *secret, struct cache **out, char *err, size_t errlen)
 {
@@ -1500,6 +1558,9 @@ int cache_open(const char *dir, uint64_t size_limit, uint64_t reserve, double fu
 		goto fail;
 	}
 	cache_clean_tmp(c);
+	ret = cache_claim(c, err, errlen);
+	if (ret)
+		goto fail;
 	ret = cache_scan(c, err, errlen);
 	if (ret)
 		goto fail;

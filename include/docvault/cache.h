@@ -7,6 +7,9 @@
  *
  * Layout of DIR:
  *   lock                 flock'ed while a cache is open
+ *   vault                the vault this cache belongs to (a one-way tag of
+ *                        its secret); cache_open() refuses another vault's
+ *                        cache, whose journal names that vault's inodes
  *   blobs/ab/<32 hex>    a complete blob, named by its keyed hash (ab = the
  *                        first two hex digits); verified, so never stale;
  *                        never written again; needs no map
@@ -89,9 +92,10 @@ struct cache_stats {
  * DIR/blobs and starts the fetch threads. size_limit: bytes of clean +
  * dirty content; reserve: bytes kept free on the cache's filesystem;
  * full_wait: seconds cache_dirty_reserve waits for room; secret
- * (CHECKSUM_SECRET_SIZE bytes) verifies fetched content. Returns 0, -EBUSY
- * (another process holds DIR/lock; err names the directory), or another
- * negative errno with a message in err.
+ * (CHECKSUM_SECRET_SIZE bytes) verifies fetched content and names the
+ * vault. Returns 0, -EBUSY (another process holds DIR/lock; err names the
+ * directory), -EEXIST (DIR/vault names another vault), or another negative
+ * errno with a message in err.
  */
 int cache_open(const char *dir, uint64_t size_limit, uint64_t reserve, double full_wait,
 	       const unsigned char *secret, struct cache **out, char *err, size_t errlen);

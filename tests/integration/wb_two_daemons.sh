@@ -6,7 +6,9 @@
 # mounts nothing; the first mount keeps working. The lock dies with its
 # daemon: after kill -9 of the first daemon, a new mount on that cache
 # directory starts (crash recovery depends on it), and after a clean
-# unmount too.
+# unmount too. A cache directory belongs to one vault: another vault's
+# daemon refuses it (its journal names the first vault's inodes), and the
+# first vault's files closed but not committed are still there after.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -59,4 +61,29 @@ dv_assert_queue_empty "after the kill"
 dv_note "and with a clean unmount"
 dv_remount
 dv_assert_eq "three" "$(cat "$MNT/killed" 2>&1)" "after a clean remount"
+
+dv_note "another vault on this cache directory"
+db2=${DV_DB}_other
+mapfile -t pgargs < <(dv_pg_args)
+out=$(createdb "${pgargs[@]}" "$db2" 2>&1) || dv_die "createdb $db2 failed: $out"
+dv_on_exit "dropdb ${pgargs[*]} --if-exists '$db2' >/dev/null 2>&1"
+conf2=$DV_DIR/other.conf
+sed "s/dbname=$DV_DB\$/dbname=$db2/" "$DV_CONF" >"$conf2"
+chmod 600 "$conf2"
+dv_assert_ok "init of another vault" "$DOCVAULT_BIN" init -c "$conf2"
+dv_assert_ok "a file written just before the kill" \
+	bash -c 'printf four >"$1/held"' _ "$MNT"
+dv_kill_daemon "kill -9 with the file journaled"
+dv_assert_fails "the other vault's mount on this cache directory fails" \
+	timeout 60 "$DOCVAULT_BIN" mount -c "$conf2" "$m2"
+printf '     > %s\n' "${DV_OUT//$'\n'/$'\n     > '}"
+dv_assert_match "the message says the cache is another vault's" \
+	"cache $cache_ere belongs to another vault" "$DV_OUT"
+if dv_is_mounted "$m2"; then
+	dv_fail "the other vault is mounted anyway"
+	fusermount3 -u "$m2" || fusermount3 -uz "$m2"
+fi
+dv_mount
+dv_sync "the first vault again"
+dv_assert_eq "four" "$(cat "$MNT/held" 2>&1)" "the journaled file arrived in its own vault"
 dv_done

@@ -666,6 +666,20 @@ static void test_reopen(struct fx *fx)
 	CHECK(c2 == NULL);
 	CHECK(strstr(err, dir) != NULL);
 	cache_close(c);
+	/* another vault's secret: refused, naming the directory and the tag file */
+	{
+		unsigned char other[CHECKSUM_SECRET_SIZE];
+
+		memcpy(other, fx->secret, sizeof(other));
+		other[0] ^= 1;
+		CHECK_EQ(cache_open(dir, 1ull << 30, 0, 0.5, other, &c2, err, sizeof(err)),
+			 -EEXIST);
+		CHECK(c2 == NULL);
+		CHECK(strstr(err, dir) != NULL);
+		CHECK(strstr(err, "another vault") != NULL);
+		snprintf(path, sizeof(path), "%s/vault", dir);
+		CHECK_EQ(stat(path, &sb), 0);
+	}
 
 	checksum_hex16(p.keyed, hex);
 	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s.part", dir, hex, hex);
