@@ -923,7 +923,7 @@ int meta_rmdir(struct meta *m, uint64_t parent, const char *name, size_t namelen
 
 int meta_rename(struct meta *m, uint64_t parent, const char *name, size_t namelen,
 		uint64_t newparent, const char *newname, size_t newnamelen, unsigned int flags,
-		uint64_t sid, int64_t now, uint64_t *orphan)
+		uint64_t sid, int64_t now, struct meta_attr *src, uint64_t *orphan)
 {
 	struct meta_params p = {0};
 
@@ -939,7 +939,7 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, size_t namele
 	meta_p_i64(&p, flags);
 	meta_p_i64(&p, (int64_t)sid);
 	meta_p_i64(&p, now);
-	return meta_call(m, ST_RENAME, &p, NULL, orphan);
+	return meta_call(m, ST_RENAME, &p, src, orphan);
 }
 
 int meta_free(struct meta *m, uint64_t ino)

@@ -45,6 +45,8 @@
 #include "vfs_priv.h"
 
 #define VFS_BUCKETS	      1024
+#define VFS_DCACHE_BITS	      8 /* 256 kept directory rows */
+#define VFS_DCACHE_SLOTS      (1 << VFS_DCACHE_BITS)
 #define VFS_HEARTBEAT_S	      10
 #define VFS_SESSION_TIMEOUT_S 60
 #define VFS_FREEQ_BATCH	      256
@@ -115,6 +117,13 @@ struct vfs_handle {
 	int flags;
 };
 
+struct vfs_dslot {
+	uint64_t ino;  /* 0: empty */
+	uint64_t gen;  /* bumped by every keep and change of a directory mapped here */
+	int64_t until; /* CLOCK_MONOTONIC ns the row is good until */
+	struct meta_attr attr;
+};
+
 struct vfs {
 	const struct dv_config *cfg;
 	struct meta *meta;
@@ -130,6 +139,17 @@ struct vfs {
 	uint64_t commit_gen;		      /* bumped by every content commit (atomic) */
 	uint64_t attr_epoch;		      /* bumped by every namespace change (atomic) */
 	int64_t attr_ttl;		      /* ns rows are kept per inode: attr_timeout */
+	/*
+	 * Directory rows this mount read, answered to getattr for attr_timeout
+	 * (the kernel asks for a directory's attributes before every path walk
+	 * through it once a create or rename there dropped its copy). A change
+	 * this mount makes in a directory is applied to its row (mtime, ctime
+	 * and nlink, as the SQL does) when nothing else touched the slot
+	 * meanwhile, else the row is dropped. Slots are direct-mapped by inode;
+	 * gen orders a keep against the changes that finished during its query.
+	 */
+	pthread_mutex_t dlock;
+	struct vfs_dslot dcache[VFS_DCACHE_SLOTS]; /* protected by dlock */
 	pthread_t heartbeat;
 	bool heartbeat_running;
 	/*
@@ -326,6 +346,85 @@ static bool vfs_attr_kept(struct vfs *v, struct vfs_inode *in, struct meta_attr 
 		*a = in->attr;
 	pthread_mutex_unlock(&in->alock);
 	return ok;
+}
+
+static struct vfs_dslot *vfs_dslot(struct vfs *v, uint64_t ino)
+{
+	return &v->dcache[(ino * 0x9E3779B97F4A7C15ull) >> (64 - VFS_DCACHE_BITS)];
+}
+
+/* Taken before a query that reads or changes directory ino. */
+static uint64_t vfs_dir_gen(struct vfs *v, uint64_t ino)
+{
+	struct vfs_dslot *d = vfs_dslot(v, ino);
+	uint64_t gen;
+
+	pthread_mutex_lock(&v->dlock);
+	gen = d->gen;
+	pthread_mutex_unlock(&v->dlock);
+	return gen;
+}
+
+static bool vfs_dir_kept(struct vfs *v, uint64_t ino, struct meta_attr *a)
+{
+	struct vfs_dslot *d = vfs_dslot(v, ino);
+	bool ok;
+
+	if (v->attr_ttl <= 0)
+		return false;
+	pthread_mutex_lock(&v->dlock);
+	ok = d->ino == ino && d->until > vfs_mono();
+	if (ok)
+		*a = d->attr;
+	pthread_mutex_unlock(&v->dlock);
+	return ok;
+}
+
+/* Keeps a directory's row read with gen = vfs_dir_gen() from before the query. */
+static void vfs_dir_keep(struct vfs *v, const struct meta_attr *a, uint64_t gen)
+{
+	struct vfs_dslot *d = vfs_dslot(v, a->ino);
+
+	if (v->attr_ttl <= 0 || !S_ISDIR(a->mode))
+		return;
+	pthread_mutex_lock(&v->dlock);
+	if (d->gen == gen) {
+		d->ino = a->ino;
+		d->attr = *a;
+		d->until = vfs_mono() + v->attr_ttl;
+	}
+	d->gen++;
+	pthread_mutex_unlock(&v->dlock);
+}
+
+/*
+ * This mount changed directory ino (gen from before the change): when
+ * `exact` and its kept row is the one the change started from, the row
+ * takes what the SQL did (mtime = ctime = now, nlink + dnlink) and keeps
+ * its expiry; otherwise the row is dropped.
+ */
+static void vfs_dir_changed(struct vfs *v, uint64_t ino, uint64_t gen, bool exact, int64_t now,
+			    int dnlink)
+{
+	struct vfs_dslot *d = vfs_dslot(v, ino);
+
+	pthread_mutex_lock(&v->dlock);
+	if (d->ino == ino) {
+		if (exact && d->gen == gen && d->until > vfs_mono()) {
+			d->attr.mtime = now;
+			d->attr.ctime = now;
+			d->attr.nlink = (uint32_t)((int64_t)d->attr.nlink + dnlink);
+		} else {
+			d->ino = 0;
+		}
+	}
+	d->gen++;
+	pthread_mutex_unlock(&v->dlock);
+}
+
+static void vfs_dir_forget(struct vfs *v, uint64_t ino)
+{
+	vfs_dir_changed(v, ino, 0, false, 0, 0);
 }
 
 static void vfs_free_drain(struct vfs *v);
@@ -1125,12 +1224,14 @@ static void vfs_overlay(struct vfs *v, const struct meta_attr *a, uint64_t gen, 
 static int vfs_attr(struct vfs *v, uint64_t ino, struct meta_attr *a, struct stat *st)
 {
 	struct vfs_inode *in = vfs_inode_find(v, ino);
-	uint64_t epoch = vfs_attr_epoch(v);
-	bool kept = in && vfs_attr_kept(v, in, a);
+	uint64_t epoch = vfs_attr_epoch(v), dgen = in ? 0 : vfs_dir_gen(v, ino);
+	bool kept = in ? vfs_attr_kept(v, in, a) : vfs_dir_kept(v, ino, a);
 	int ret = kept ? 0 : meta_getattr(v->meta, ino, a);
 
 	if (!ret) {
 		vfs_stat_from(a, st);
+		if (!in && !kept)
+			vfs_dir_keep(v, a, dgen);
 		if (in) {
 			if (!kept)
 				vfs_attr_keep(v, in, a, epoch);
@@ -1274,6 +1375,7 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 	v->cfg = cfg;
 	v->attr_ttl = (int64_t)(cfg->mount.attr_timeout * 1e9);
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->dlock, NULL);
 	pthread_mutex_init(&v->stop_lock, NULL);
 	pthread_cond_init(&v->stop_cond, NULL);
 	pthread_mutex_init(&v->qlock, NULL);
@@ -1606,12 +1708,14 @@ int vfs_setattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const st
 	}
 	if (mvalid || (valid & (VFS_SET_CTIME | VFS_SET_SIZE)) == VFS_SET_CTIME) {
 		struct vfs_inode *in = vfs_inode_find(v, ino);
-
-		uint64_t epoch = vfs_attr_epoch(v);
+		uint64_t epoch = vfs_attr_epoch(v), dgen = vfs_dir_gen(v, ino);
 
 		ret = meta_setattr(v->meta, ino, mvalid, &sa, now, &a);
+		if (ret)
+			vfs_dir_forget(v, ino);
 		if (!ret) {
 			vfs_stat_from(&a, out);
+			vfs_dir_keep(v, &a, dgen);
 			if (in) {
 				vfs_attr_keep(v, in, &a, epoch);
 				vfs_overlay_in(in, &a, out);
@@ -1628,12 +1732,15 @@ static int vfs_make(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, c
 		    mode_t mode, dev_t rdev, const char *target, struct stat *out)
 {
 	struct meta_attr a;
+	uint64_t dgen = vfs_dir_gen(v, parent);
+	int64_t now = vfs_now();
 	int ret = vfs_check_name(name);
 
 	if (ret)
 		return ret;
 	ret = meta_create(v->meta, parent, name, strlen(name), mode, ctx->uid, ctx->gid, rdev,
-			  target, vfs_now(), &a);
+			  target, now, &a);
+	vfs_dir_changed(v, parent, dgen, ret == 0, now, S_ISDIR(mode) ? 1 : 0);
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
@@ -1678,12 +1785,15 @@ int vfs_symlink(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const
 int vfs_link(struct vfs *v, uint64_t ino, uint64_t newparent, const char *name, struct stat *out)
 {
 	struct meta_attr a;
+	uint64_t dgen = vfs_dir_gen(v, newparent);
+	int64_t now = vfs_now();
 	int ret = vfs_check_name(name);
 
 	if (ret)
 		return ret;
-	ret = meta_link(v->meta, ino, newparent, name, strlen(name), vfs_now(), &a);
+	ret = meta_link(v->meta, ino, newparent, name, strlen(name), now, &a);
 	vfs_attr_epoch_bump(v);
+	vfs_dir_changed(v, newparent, dgen, ret == 0, now, 0);
 	if (ret)
 		return ret;
 	vfs_stat_from(&a, out);
@@ -1758,12 +1868,15 @@ static void vfs_orphaned(struct vfs *v, uint64_t ino)
 int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 {
 	struct meta_attr a;
+	uint64_t dgen = vfs_dir_gen(v, parent);
+	int64_t now = vfs_now();
 	int ret = vfs_check_name(name);
 
 	if (ret)
 		return ret;
-	ret = meta_unlink(v->meta, parent, name, strlen(name), v->sid, vfs_now(), &a);
+	ret = meta_unlink(v->meta, parent, name, strlen(name), v->sid, now, &a);
 	vfs_attr_epoch_bump(v);
+	vfs_dir_changed(v, parent, dgen, ret == 0, now, 0);
 	if (!ret && a.nlink == 0)
 		vfs_orphaned(v, a.ino);
 	return ret;
@@ -1772,20 +1885,28 @@ int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name)
 {
 	struct meta_attr a;
+	uint64_t dgen = vfs_dir_gen(v, parent);
+	int64_t now = vfs_now();
 	int ret = vfs_check_name(name);
 
 	if (ret)
 		return ret;
-	ret = meta_rmdir(v->meta, parent, name, strlen(name), v->sid, vfs_now(), &a);
-	if (!ret)
+	ret = meta_rmdir(v->meta, parent, name, strlen(name), v->sid, now, &a);
+	vfs_dir_changed(v, parent, dgen, ret == 0, now, -1);
+	if (!ret) {
+		vfs_dir_forget(v, a.ino);
 		vfs_free_later(v, a.ino);
+	}
 	return ret;
 }
 
 int vfs_rename(struct vfs *v, uint64_t parent, const char *name, uint64_t newparent,
 	       const char *newname, unsigned int flags)
 {
-	uint64_t orphan = 0;
+	uint64_t orphan = 0, dgen = vfs_dir_gen(v, parent), ndgen = vfs_dir_gen(v, newparent);
+	int64_t now = vfs_now();
+	struct meta_attr src = {0};
+	bool exact;
 	int ret = vfs_check_name(name);
 
 	if (!ret)
@@ -1795,8 +1916,21 @@ int vfs_rename(struct vfs *v, uint64_t parent, const char *name, uint64_t newpar
 	if (flags & ~(unsigned int)(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE))
 		return -EINVAL;
 	ret = meta_rename(v->meta, parent, name, strlen(name), newparent, newname, strlen(newname),
-			  flags, v->sid, vfs_now(), &orphan);
+			  flags, v->sid, now, &src, &orphan);
 	vfs_attr_epoch_bump(v);
+	/*
+	 * A non-directory moved (and at most a non-directory replaced): both
+	 * directories' mtime and ctime, no link count. Anything else drops
+	 * the rows involved.
+	 */
+	exact = ret == 0 && !(flags & META_RENAME_EXCHANGE) && !S_ISDIR(src.mode);
+	vfs_dir_changed(v, parent, dgen, exact, now, 0);
+	if (newparent != parent)
+		vfs_dir_changed(v, newparent, ndgen, exact, now, 0);
+	if (!exact && src.ino)
+		vfs_dir_forget(v, src.ino);
+	if (orphan)
+		vfs_dir_forget(v, orphan);
 	if (!ret && orphan)
 		vfs_orphaned(v, orphan);
 	return ret;
@@ -1867,13 +2001,15 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *ctx, uint64_t parent, const 
 {
 	struct vfs_inode *in;
 	struct meta_attr a;
-	uint64_t epoch = vfs_attr_epoch(v);
+	uint64_t epoch = vfs_attr_epoch(v), dgen = vfs_dir_gen(v, parent);
+	int64_t now = vfs_now();
 	int ret = vfs_check_name(name);
 
 	if (ret)
 		return ret;
 	ret = meta_create(v->meta, parent, name, strlen(name), S_IFREG | (mode & 07777), ctx->uid,
-			  ctx->gid, 0, NULL, vfs_now(), &a);
+			  ctx->gid, 0, NULL, now, &a);
+	vfs_dir_changed(v, parent, dgen, ret == 0, now, 0);
 	if (ret)
 		return ret;
 	in = vfs_inode_get(v, a.ino);
@@ -2213,6 +2349,7 @@ int vfs_setxattr(struct vfs *v, const struct vfs_ctx *ctx, uint64_t ino, const c
 	if (ret == -ENOTSUP)
 		ret = meta_setxattr(v->meta, ino, name, value, size, flags, vfs_now());
 	vfs_attr_epoch_bump(v); /* the change time moved; a system attribute may be there */
+	vfs_dir_forget(v, ino);
 	return ret;
 }
 
@@ -2272,6 +2409,7 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
 		return ret;
 	ret = meta_removexattr(v->meta, ino, name, vfs_now());
 	vfs_attr_epoch_bump(v);
+	vfs_dir_forget(v, ino);
 	return ret;
 }
 

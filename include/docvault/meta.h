@@ -126,12 +126,13 @@ int meta_unlink(struct meta *m, uint64_t parent, const char *name, size_t namele
 int meta_rmdir(struct meta *m, uint64_t parent, const char *name, size_t namelen, uint64_t sid,
 	       int64_t now, struct meta_attr *out);
 /*
- * Renames. *orphan receives the inode that lost its last name by being
- * replaced (to be freed with meta_free()), or 0.
+ * Renames. *src (may be NULL) receives the inode that was moved, after the
+ * move; *orphan the inode that lost its last name by being replaced (to be
+ * freed with meta_free()), or 0.
  */
 int meta_rename(struct meta *m, uint64_t parent, const char *name, size_t namelen,
 		uint64_t newparent, const char *newname, size_t newnamelen, unsigned int flags,
-		uint64_t sid, int64_t now, uint64_t *orphan);
+		uint64_t sid, int64_t now, struct meta_attr *src, uint64_t *orphan);
 /* The directory that holds a directory (its only name). */
 int meta_parent(struct meta *m, uint64_t dir, uint64_t *parent);
 /* Deletes an inode that has no name left (a no-op if it has one). */

@@ -488,6 +488,33 @@ static void dir_times_after(const char *what, int (*op)(void))
 	}
 }
 
+/*
+ * What a stat of "dt" shows now must be what it shows once every cache has
+ * expired (the mount's attr_timeout is 1 s): the daemon answers a
+ * directory's attributes from the row it changed itself for that long.
+ */
+static void dir_row_settles(const char *what)
+{
+	struct stat now = LSTAT("dt"), later;
+
+	usleep(1300 * 1000);
+	later = LSTAT("dt");
+	if (t_ts_cmp(now.st_mtim, later.st_mtim) != 0 ||
+	    t_ts_cmp(now.st_ctim, later.st_ctim) != 0 || now.st_nlink != later.st_nlink) {
+		check_failed_count++;
+		fprintf(stderr,
+			"dir times: after %s the directory showed mtime %lld.%09ld ctime "
+			"%lld.%09ld nlink %lu, and %lld.%09ld %lld.%09ld %lu a second later\n",
+			what, (long long)now.st_mtim.tv_sec, now.st_mtim.tv_nsec,
+			(long long)now.st_ctim.tv_sec, now.st_ctim.tv_nsec,
+			(unsigned long)now.st_nlink, (long long)later.st_mtim.tv_sec,
+			later.st_mtim.tv_nsec, (long long)later.st_ctim.tv_sec,
+			later.st_ctim.tv_nsec, (unsigned long)later.st_nlink);
+	} else {
+		check_passed_count++;
+	}
+}
+
 static int op_create(void)
 {
 	return t_write_file("dt/a", "x", 1, 0644);
@@ -535,14 +562,18 @@ static void test_dir_times(void)
 	OK(mkdir("dt", 0755));
 	dir_times_after("create", op_create);
 	dir_times_after("mkdir", op_mkdir);
+	dir_row_settles("mkdir");
 	dir_times_after("symlink", op_symlink);
 	dir_times_after("link", op_link);
 	dir_times_after("mknod", op_mknod);
 	dir_times_after("rename", op_rename);
 	dir_times_after("rename over", op_rename_over);
+	dir_row_settles("rename over");
 	dir_times_after("rmdir", op_rmdir);
+	dir_row_settles("rmdir");
 	dir_times_after("unlink", op_unlink);
 	dir_times_after("unlink more", op_unlink_rest);
+	dir_row_settles("unlink");
 	OK(rmdir("dt"));
 }
 
