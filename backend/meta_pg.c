@@ -70,9 +70,10 @@ enum meta_stmt {
 };
 
 static const char *const meta_sql[ST_COUNT] = {
-    [ST_GETATTR] = "SELECT " META_RESULT_COLS " FROM dv_attr($1)",
-    [ST_LOOKUP] = "SELECT " META_RESULT_COLS " FROM dv_attr((SELECT ino FROM dv_dentries "
-		  "WHERE parent = $1 AND name = $2))",
+    /* the two hottest reads: plain SQL, no function call (no row: ENOENT) */
+    [ST_GETATTR] = "SELECT 0, " META_INODE_COLS " FROM dv_inodes i WHERE i.id = $1",
+    [ST_LOOKUP] = "SELECT 0, " META_INODE_COLS " FROM dv_dentries d JOIN dv_inodes i "
+		  "ON i.id = d.ino WHERE d.parent = $1 AND d.name = $2",
     [ST_CREATE] = "SELECT " META_RESULT_COLS " FROM dv_create($1, $2, $3, $4, $5, $6, $7, $8)",
     [ST_LINK] = "SELECT " META_RESULT_COLS " FROM dv_link($1, $2, $3, $4)",
     [ST_UNLINK] = "SELECT " META_RESULT_COLS " FROM dv_unlink($1, $2, $3, $4, $5)",

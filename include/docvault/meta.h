@@ -31,7 +31,7 @@
 
 #define META_NAME_MAX	    255
 #define META_XATTR_SIZE_MAX 65536
-#define META_SCHEMA_VERSION 2
+#define META_SCHEMA_VERSION 3
 
 struct meta;
 
