@@ -2246,6 +2246,7 @@ struct vfs_readdir_state {
 	struct vfs *v;
 	vfs_dirent_cb cb;
 	void *arg;
+	uint64_t gen; /* commit_gen before the listing's query */
 	bool stopped;
 };
 
@@ -2257,8 +2258,21 @@ static int vfs_readdir_one(void *arg, const char *name, size_t namelen, uint64_t
 
 	(void)namelen;
 	vfs_stat_from(a, &st);
-	if (S_ISREG(a->mode))
-		vfs_overlay(s->v, a, 0, &st, NULL); /* readdirplus: sizes not yet committed */
+	if (S_ISREG(a->mode)) {
+		struct meta_attr b;
+		bool again;
+
+		/*
+		 * readdirplus: sizes not yet committed come from this mount;
+		 * a row read before a commit of this mount that has landed
+		 * since (its inode gone from the table) is read again, or the
+		 * kernel would cache the size before the commit (0 for a new
+		 * file) and read nothing.
+		 */
+		vfs_overlay(s->v, a, s->gen, &st, &again);
+		if (again && vfs_attr(s->v, a->ino, &b, &st) != 0)
+			vfs_stat_from(a, &st);
+	}
 	if (s->cb(s->arg, name, &st, (off_t)(pos + 2))) {
 		s->stopped = true;
 		return 1;
@@ -2268,7 +2282,8 @@ static int vfs_readdir_one(void *arg, const char *name, size_t namelen, uint64_t
 
 int vfs_readdir(struct vfs *v, uint64_t ino, off_t off, int limit, vfs_dirent_cb cb, void *arg)
 {
-	struct vfs_readdir_state s = {.v = v, .cb = cb, .arg = arg};
+	struct vfs_readdir_state s = {
+	    .v = v, .cb = cb, .arg = arg, .gen = __atomic_load_n(&v->commit_gen, __ATOMIC_ACQUIRE)};
 	struct stat st = {0};
 	struct meta_attr a;
 	int ret;
