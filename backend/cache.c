@@ -715,6 +715,11 @@ void cache_blob_put(struct cache_blob *b)
 		return;
 	}
 	b->e->blob = NULL;
+	/*
+	 * A held blob may have taken the cache over its limit (reads never
+	 * fail for lack of room): back under it now, not at the next fetch.
+	 */
+	cache_make_room_locked(c, 0);
 	pthread_cond_broadcast(&c->room); /* one more evictable blob */
 	pthread_mutex_unlock(&c->lock);
 	blob_free(b);

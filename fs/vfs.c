@@ -2420,10 +2420,9 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
 	if (ret)
 		return ret == -EOPNOTSUPP ? -ENODATA : ret;
 	ret = vfs_docs_removexattr(v, ino, name);
-	if (ret != -ENOTSUP)
-		return ret;
-	ret = meta_removexattr(v->meta, ino, name, vfs_now());
-	vfs_attr_epoch_bump(v);
+	if (ret == -ENOTSUP)
+		ret = meta_removexattr(v->meta, ino, name, vfs_now());
+	vfs_attr_epoch_bump(v); /* the change time moved (user.docvault.tags too) */
 	vfs_dir_forget(v, ino);
 	return ret;
 }
