@@ -718,8 +718,11 @@ void cache_blob_put(struct cache_blob *b)
 	/*
 	 * A held blob may have taken the cache over its limit (reads never
 	 * fail for lack of room): back under it now, not at the next fetch.
+	 * Only then: every reader's close comes here, and making room asks
+	 * the filesystem for its free space.
 	 */
-	cache_make_room_locked(c, 0);
+	if (u64_sat_add(u64_sat_add(c->clean, c->dirty), c->pending) > c->size_limit)
+		cache_make_room_locked(c, 0);
 	pthread_cond_broadcast(&c->room); /* one more evictable blob */
 	pthread_mutex_unlock(&c->lock);
 	blob_free(b);
@@ -1477,8 +1480,14 @@ static int cache_claim(struct cache *c, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, have, sizeof(have) - 1);
+		ret = n < 0 ? -errno : 0;
 		close(fd);
-		have[n > 0 ? n : 0] = '\0';
+		if (ret) {
+			snprintf(err, errlen, "cache %s: cannot read %s: %s", c->dir, path,
+				 strerror(-ret));
+			return ret;
+		}
+		have[n] = '\0';
 		have[strcspn(have, "\n")] = '\0';
 		if (strcmp(have, want) == 0)
 			return 0;
