@@ -1920,10 +1920,12 @@ int vfs_rename(struct vfs *v, uint64_t parent, const char *name, uint64_t newpar
 	vfs_attr_epoch_bump(v);
 	/*
 	 * A non-directory moved (and at most a non-directory replaced): both
-	 * directories' mtime and ctime, no link count. Anything else drops
-	 * the rows involved.
+	 * directories' mtime and ctime, no link count. A rename onto another
+	 * name of the same inode changes nothing (the moved inode's ctime is
+	 * not `now`). Anything else drops the rows involved.
 	 */
-	exact = ret == 0 && !(flags & META_RENAME_EXCHANGE) && !S_ISDIR(src.mode);
+	exact =
+	    ret == 0 && !(flags & META_RENAME_EXCHANGE) && !S_ISDIR(src.mode) && src.ctime == now;
 	vfs_dir_changed(v, parent, dgen, exact, now, 0);
 	if (newparent != parent)
 		vfs_dir_changed(v, newparent, ndgen, exact, now, 0);
