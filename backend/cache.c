@@ -120,7 +120,7 @@ struct cache {
 	unsigned q_len;					/* protected by lock */
 	bool stopping;					/* protected by lock */
 	pthread_t threads[CACHE_FETCH_THREADS];
-	int nthreads;
+	int nthreads; /* started (cache_start); protected by lock */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -998,7 +998,9 @@ static uint64_t blob_queue_locked(struct cache_blob *b, uint64_t first, uint64_t
 			k++;
 		if (k == end)
 			continue;
-		if (c->stopping || c->q_len >= CACHE_QUEUE_MAX || !(j = calloc(1, sizeof(*j))))
+		/* no thread would run it (not started): the readers fetch it */
+		if (c->stopping || !c->nthreads || c->q_len >= CACHE_QUEUE_MAX ||
+		    !(j = calloc(1, sizeof(*j))))
 			return i;
 		j->b = b;
 		j->first = k;
@@ -1578,19 +1580,28 @@ int cache_open(const char *dir, uint64_t size_limit, uint64_t reserve, double fu
 	ret = cache_scan(c, err, errlen);
 	if (ret)
 		goto fail;
-	for (int i = 0; i < CACHE_FETCH_THREADS; i++) {
-		ret = -pthread_create(&c->threads[i], NULL, cache_fetch_main, c);
-		if (ret) {
-			snprintf(err, errlen, "cache %s: cannot start a fetch thread: %s", dir,
-				 strerror(-ret));
-			goto fail;
-		}
-		c->nthreads++;
-	}
 	*out = c;
 	return 0;
 fail:
 	cache_close(c);
+	return ret;
+}
+
+int cache_start(struct cache *c, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->nthreads < CACHE_FETCH_THREADS) {
+		ret = -pthread_create(&c->threads[c->nthreads], NULL, cache_fetch_main, c);
+		if (ret) {
+			snprintf(err, errlen, "cache %s: cannot start a fetch thread: %s", c->dir,
+				 strerror(-ret));
+			break;
+		}
+		c->nthreads++;
+	}
+	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
 

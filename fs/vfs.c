@@ -1439,8 +1439,14 @@ fail:
 int vfs_start(struct vfs *v)
 {
 	int n = vfs_upload_workers(v->cfg);
-	int ret = pthread_create(&v->heartbeat, NULL, vfs_heartbeat_main, v);
+	char err[512];
+	int ret = cache_start(v->cache, err, sizeof(err));
 
+	if (ret) {
+		log_error("%s", err);
+		return ret;
+	}
+	ret = pthread_create(&v->heartbeat, NULL, vfs_heartbeat_main, v);
 	if (ret)
 		return -ret;
 	v->heartbeat_running = true;

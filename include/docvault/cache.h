@@ -88,8 +88,8 @@ struct cache_stats {
 };
 
 /*
- * Opens (creating) the cache directory, locks it, rebuilds the index from
- * DIR/blobs and starts the fetch threads. size_limit: bytes of clean +
+ * Opens (creating) the cache directory, locks it and rebuilds the index
+ * from DIR/blobs; cache_start() starts the fetch threads. size_limit: bytes of clean +
  * dirty content; reserve: bytes kept free on the cache's filesystem;
  * full_wait: seconds cache_dirty_reserve waits for room; secret
  * (CHECKSUM_SECRET_SIZE bytes) verifies fetched content and names the
@@ -99,6 +99,15 @@ struct cache_stats {
  */
 int cache_open(const char *dir, uint64_t size_limit, uint64_t reserve, double full_wait,
 	       const unsigned char *secret, struct cache **out, char *err, size_t errlen);
+
+/*
+ * Starts the fetch threads that run read-ahead, in the calling process:
+ * call it after any fork (a daemon forks after opening its cache, and a
+ * child has none of its parent's threads). Until then reads work, but only
+ * the readers fetch, one block run at a time. Returns 0 or a negative errno
+ * with a message in err.
+ */
+int cache_start(struct cache *c, char *err, size_t errlen);
 
 /*
  * Stops and joins the fetch threads (a GET under way finishes; queued

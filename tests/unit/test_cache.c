@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +126,7 @@ static struct cache *cache_new(struct fx *fx, char *dir, size_t dirlen, uint64_t
 
 	snprintf(dir, dirlen, "%s/cache%d", fx->base, fx->ncache++);
 	CHECK_EQ(cache_open(dir, limit, reserve, 0.5, fx->secret, &c, err, sizeof(err)), 0);
+	CHECK_EQ(cache_start(c, err, sizeof(err)), 0);
 	return c;
 }
 
@@ -759,6 +761,55 @@ static void test_deprecated(struct fx *fx)
 	free(buf);
 }
 
+/*
+ * A daemon opens its cache, forks, and serves from the child, which has
+ * none of the parent's threads: read-ahead needs cache_start() there.
+ * Before it, a read fetches only what it reads and queues nothing (a job no
+ * thread runs would pin the blob for good); after it, in the child,
+ * read-ahead runs.
+ */
+static void test_fork_start(struct fx *fx)
+{
+	char dir[300], err[512];
+	struct cache *c = NULL;
+	struct cache_blob *cb;
+	struct cache_stats s;
+	struct blob b;
+	int status = -1;
+	pid_t pid;
+
+	blob_make(fx, &b, 20 * MIB, 5);
+	snprintf(dir, sizeof(dir), "%s/cache%d", fx->base, fx->ncache++);
+	CHECK_EQ(cache_open(dir, 1ull << 30, 0, 0.5, fx->secret, &c, err, sizeof(err)), 0);
+	CHECK_EQ(cache_blob_get(c, fx->st, b.keyed, b.size, b.blocks, &cb), 0);
+	CHECK(read_ok(cb, &b, 0, 128 * 1024));
+	CHECK(read_ok(cb, &b, 128 * 1024, 128 * 1024));
+	sleep_ms(300);
+	stats(c, &s);
+	CHECK_EQ(s.fetched, 1 * MIB); /* not started: no read-ahead */
+	cache_blob_put(cb);
+
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		CHECK_EQ(cache_start(c, err, sizeof(err)), 0);
+		CHECK_EQ(cache_blob_get(c, fx->st, b.keyed, b.size, b.blocks, &cb), 0);
+		CHECK(read_ok(cb, &b, 1 * MIB, 128 * 1024));
+		CHECK(read_ok(cb, &b, 1 * MIB + 128 * 1024, 128 * 1024));
+		sleep_ms(300);
+		stats(c, &s);
+		CHECK(s.fetched >= 3 * MIB); /* the child's threads fetched ahead */
+		cache_blob_put(cb);
+		cache_close(c);
+		_exit(check_failed_count ? 1 : 0);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cache_close(c);
+	blob_free_test(&b);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -775,6 +826,7 @@ int main(void)
 
 	test_partial(&fx);
 	test_readahead(&fx);
+	test_fork_start(&fx);
 	test_concurrent(&fx);
 	test_streams(&fx);
 	test_corrupt(&fx);
