@@ -51,6 +51,7 @@
 #define VFS_SESSION_TIMEOUT_S 60
 #define VFS_FREEQ_BATCH	      256
 #define VFS_FREEQ_MAX	      65536
+#define VFS_WRITEBACK_CHUNK   (8u << 20) /* bytes: staging writeback started this often */
 
 struct vfs_inode {
 	uint64_t ino;
@@ -97,6 +98,7 @@ struct vfs_inode {
 	uint64_t staging_res;	 /* bytes of the cache's room reserved for the staging file */
 	uint64_t sealed_res;	 /* ... for the sealed record */
 	char *staging;		 /* path of the staging file being written, NULL when none */
+	uint64_t wb_next;	 /* the disk has been asked to write the staging file below this */
 	bool dirty;		 /* staging holds changes not yet sealed */
 	char *sealed;		 /* newest sealed record not yet taken by a worker, or NULL */
 	int64_t sealed_mtime;	 /* the mtime `sealed` commits */
@@ -667,7 +669,25 @@ static int vfs_stage_locked(struct vfs *v, struct vfs_inode *in, uint64_t keep)
 		close(in->fd);
 	in->fd = fd;
 	in->staging = path;
+	in->wb_next = 0;
 	return 0;
+}
+
+/*
+ * A large file's close fsyncs its staging file: start the disk on what a
+ * sequential writer has finished, VFS_WRITEBACK_CHUNK at a time, so that
+ * the close has little left to wait for (a hint: errors are the fsync's).
+ * Caller holds in->rw (write).
+ */
+static void vfs_writeback_locked(struct vfs_inode *in, uint64_t end)
+{
+	uint64_t to = end / VFS_WRITEBACK_CHUNK * VFS_WRITEBACK_CHUNK;
+
+	if (to < in->wb_next + VFS_WRITEBACK_CHUNK)
+		return;
+	(void)sync_file_range(in->fd, (off64_t)in->wb_next, (off64_t)(to - in->wb_next),
+			      SYNC_FILE_RANGE_WRITE);
+	in->wb_next = to;
 }
 
 /*
@@ -2173,6 +2193,7 @@ ssize_t vfs_write(struct vfs *v, uint64_t fh, const char *buf, size_t size, off_
 			in->size = (uint64_t)off + done;
 		in->mtime = vfs_now();
 		in->dirty = true;
+		vfs_writeback_locked(in, (uint64_t)off + done);
 	}
 out:
 	pthread_rwlock_unlock(&in->rw);
