@@ -32,6 +32,7 @@
 
 #include "docvault/log.h"
 #include "docvault/meta.h"
+#include "docvault/meta_gc.h"
 #include "meta_pg.h"
 #include "meta_schema.sql.h"
 
@@ -711,10 +712,17 @@ int meta_session_start(struct meta *m, const char *host, int pid, uint64_t *sid)
 	meta_p_bytes(&p, host, strlen(host));
 	p.formats[0] = 0; /* text */
 	meta_p_i64(&p, pid);
-	ret = meta_plain(m, "INSERT INTO dv_sessions (host, pid) VALUES ($1, $2) RETURNING id", &p,
-			 &res);
+	meta_p_i64(&p, META_GC_LOCK_KEY);
+	/* the gc lock, shared, until this insert commits: no mount starts while gc runs */
+	ret = meta_plain(m,
+			 "INSERT INTO dv_sessions (host, pid) SELECT $1, $2 "
+			 "WHERE pg_try_advisory_xact_lock_shared($3) RETURNING id",
+			 &p, &res);
 	if (!ret) {
-		*sid = (uint64_t)meta_get_i64(res, 0, 0);
+		if (PQntuples(res) == 1)
+			*sid = (uint64_t)meta_get_i64(res, 0, 0);
+		else
+			ret = -EBUSY;
 		PQclear(res);
 	}
 	return ret;

@@ -1,11 +1,12 @@
 /*
- * cmds.h - the document subcommands (fs/cmd_worker.c): `docvault worker`,
- * a processing worker process that may run on any machine that reaches the
- * vault's PostgreSQL and store, and `docvault duplicates`, the groups of
- * documents that share content. Each takes the subcommand's argv (argv[0]
- * is the subcommand's name), prints what went wrong in one line naming the
- * file, server or path, and returns the exit status (0 ok, 1 failure,
- * 2 usage).
+ * cmds.h - the subcommands outside main.c: `docvault worker`, a processing
+ * worker process that may run on any machine that reaches the vault's
+ * PostgreSQL and store, and `docvault duplicates`, the groups of documents
+ * that share content (fs/cmd_worker.c); `docvault gc`, which deletes the
+ * contents no document refers to (fs/cmd_gc.c). Each takes the
+ * subcommand's argv (argv[0] is the subcommand's name), prints what went
+ * wrong in one line naming the file, server or path, and returns the exit
+ * status (0 ok, 1 failure, 2 usage).
  */
 #ifndef DOCVAULT_CMDS_H
 #define DOCVAULT_CMDS_H
@@ -17,6 +18,7 @@ struct meta;
 
 extern const char cmd_worker_usage[];
 extern const char cmd_duplicates_usage[];
+extern const char cmd_gc_usage[];
 
 /*
  * Loads the configuration at path (NULL: says none was given) and applies
@@ -27,6 +29,8 @@ int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg);
 
 int cmd_worker(int argc, char **argv);
 int cmd_duplicates(int argc, char **argv);
+/* `docvault gc` (fs/cmd_gc.c): deletes contents no document refers to. */
+int cmd_gc(int argc, char **argv);
 
 /*
  * Prints the documents by processing status (ready, waiting to retry,

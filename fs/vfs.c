@@ -44,14 +44,13 @@
 #include "docvault/vfs.h"
 #include "vfs_priv.h"
 
-#define VFS_BUCKETS	      1024
-#define VFS_DCACHE_BITS	      8 /* 256 kept directory rows */
-#define VFS_DCACHE_SLOTS      (1 << VFS_DCACHE_BITS)
-#define VFS_HEARTBEAT_S	      10
-#define VFS_SESSION_TIMEOUT_S 60
-#define VFS_FREEQ_BATCH	      256
-#define VFS_FREEQ_MAX	      65536
-#define VFS_WRITEBACK_CHUNK   (8u << 20) /* bytes: staging writeback started this often */
+#define VFS_BUCKETS	    1024
+#define VFS_DCACHE_BITS	    8 /* 256 kept directory rows */
+#define VFS_DCACHE_SLOTS    (1 << VFS_DCACHE_BITS)
+#define VFS_HEARTBEAT_S	    10
+#define VFS_FREEQ_BATCH	    256
+#define VFS_FREEQ_MAX	    65536
+#define VFS_WRITEBACK_CHUNK (8u << 20) /* bytes: staging writeback started this often */
 
 struct vfs_inode {
 	uint64_t ino;
@@ -1429,6 +1428,11 @@ int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t er
 		goto fail;
 	gethostname(host, sizeof(host) - 1);
 	ret = meta_session_start(v->meta, host, (int)getpid(), &v->sid);
+	if (ret == -EBUSY) {
+		snprintf(err, errlen,
+			 "docvault gc is running on this vault; mount again when it ends");
+		goto fail;
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot register this mount in PostgreSQL");
 		goto fail;

@@ -85,7 +85,10 @@ int meta_init(struct meta *m, uint32_t uid, uint32_t gid, char *err, size_t errl
 /* Checks the schema version is this build's; loads the vault secret. */
 int meta_check(struct meta *m, unsigned char *secret, char *err, size_t errlen);
 
-/* Sessions: one per mount (or worker); heartbeat keeps it alive. */
+/*
+ * Sessions: one per mount (or worker); heartbeat keeps it alive. Starting
+ * one gives -EBUSY while docvault gc runs (meta_gc.h).
+ */
 int meta_session_start(struct meta *m, const char *host, int pid, uint64_t *sid);
 int meta_session_heartbeat(struct meta *m, uint64_t sid);
 /* Frees this session's orphans and removes it. */

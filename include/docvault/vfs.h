@@ -48,6 +48,8 @@ enum {
  * server or directory at fault.
  */
 int vfs_open(const struct dv_config *cfg, struct vfs **out, char *err, size_t errlen);
+/* A mount whose heartbeat is silent this long (seconds) is taken for dead. */
+#define VFS_SESSION_TIMEOUT_S 60
 /* Starts the background threads (heartbeat). Call after daemonising. */
 int vfs_start(struct vfs *v);
 /* Commits what is still dirty, ends the session and frees everything. */
