@@ -3,7 +3,8 @@
  * worker process that may run on any machine that reaches the vault's
  * PostgreSQL and store, and `docvault duplicates`, the groups of documents
  * that share content (fs/cmd_worker.c); `docvault gc`, which deletes the
- * contents no document refers to (fs/cmd_gc.c). Each takes the
+ * contents no document refers to (fs/cmd_gc.c); `docvault fsck`, which
+ * checks a vault's consistency (fs/cmd_fsck.c). Each takes the
  * subcommand's argv (argv[0] is the subcommand's name), prints what went
  * wrong in one line naming the file, server or path, and returns the exit
  * status (0 ok, 1 failure, 2 usage).
@@ -19,6 +20,7 @@ struct meta;
 extern const char cmd_worker_usage[];
 extern const char cmd_duplicates_usage[];
 extern const char cmd_gc_usage[];
+extern const char cmd_fsck_usage[];
 
 /*
  * Loads the configuration at path (NULL: says none was given) and applies
@@ -31,6 +33,8 @@ int cmd_worker(int argc, char **argv);
 int cmd_duplicates(int argc, char **argv);
 /* `docvault gc` (fs/cmd_gc.c): deletes contents no document refers to. */
 int cmd_gc(int argc, char **argv);
+/* `docvault fsck` (fs/cmd_fsck.c): checks a vault's consistency. */
+int cmd_fsck(int argc, char **argv);
 
 /*
  * Prints the documents by processing status (ready, waiting to retry,

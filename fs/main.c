@@ -444,6 +444,7 @@ static const struct main_cmd main_cmds[] = {
     {"worker", cmd_worker, "process documents from the queue (a worker process)", cmd_worker_usage},
     {"duplicates", cmd_duplicates, "list documents that share content", cmd_duplicates_usage},
     {"gc", cmd_gc, "delete contents no document refers to (unmounted)", cmd_gc_usage},
+    {"fsck", cmd_fsck, "check a vault's consistency (read-only)", cmd_fsck_usage},
     {"help", main_help, "describe a subcommand", "usage: docvault help [SUBCOMMAND]\n"},
     {"version", main_version, "print the version", "usage: docvault version\n"},
 };
