@@ -657,16 +657,6 @@ int meta_docs_duplicates(struct meta *m, const char *under, meta_docs_dup_cb cb,
 }
 
 /* A short, secret-free description of the server for messages. */
-static void docs_server_name(PGconn *pg, char *out, size_t len)
-{
-	const char *host = pg ? PQhost(pg) : NULL;
-	const char *port = pg ? PQport(pg) : NULL;
-	const char *db = pg ? PQdb(pg) : NULL;
-
-	snprintf(out, len, "PostgreSQL %s%s%s database \"%s\"", host && *host ? host : "(default)",
-		 port && *port ? ":" : "", port && *port ? port : "", db ? db : "?");
-}
-
 int meta_docs_listen_open(const char *conninfo, struct meta_listen **out, char *err, size_t errlen)
 {
 	struct meta_listen *l;
@@ -678,13 +668,9 @@ int meta_docs_listen_open(const char *conninfo, struct meta_listen **out, char *
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->pg = PQconnectdb(conninfo);
-	docs_server_name(l->pg, l->server, sizeof(l->server));
-	if (!l->pg || PQstatus(l->pg) != CONNECTION_OK) {
-		const char *msg = l->pg ? PQerrorMessage(l->pg) : "out of memory";
-
-		snprintf(err, errlen, "cannot connect to %s to listen for jobs: %.*s", l->server,
-			 (int)strcspn(msg, "\n"), msg);
+	l->pg = meta_connect_own(conninfo, "to listen for jobs", l->server, sizeof(l->server), err,
+				 errlen);
+	if (!l->pg) {
 		meta_docs_listen_close(l);
 		return -EIO;
 	}

@@ -16,21 +16,12 @@
 #include "docvault/checksum.h"
 #include "docvault/log.h"
 #include "docvault/meta_gc.h"
+#include "meta_pg.h"
 
 struct meta_gc {
 	PGconn *pg;
 	char server[256];
 };
-
-static void gc_server_name(PGconn *pg, char *out, size_t len)
-{
-	const char *host = pg ? PQhost(pg) : NULL;
-	const char *port = pg ? PQport(pg) : NULL;
-	const char *db = pg ? PQdb(pg) : NULL;
-
-	snprintf(out, len, "PostgreSQL %s%s%s database \"%s\"", host && *host ? host : "(default)",
-		 port && *port ? ":" : "", port && *port ? port : "", db ? db : "?");
-}
 
 /*
  * Runs sql with n text parameters; on success *res holds the result (the
@@ -74,13 +65,8 @@ int meta_gc_open(const char *conninfo, int session_timeout_s, struct meta_gc **o
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	g->pg = PQconnectdb(conninfo);
-	gc_server_name(g->pg, g->server, sizeof(g->server));
-	if (!g->pg || PQstatus(g->pg) != CONNECTION_OK) {
-		const char *msg = g->pg ? PQerrorMessage(g->pg) : "out of memory";
-
-		snprintf(err, errlen, "cannot connect to %s: %.*s", g->server,
-			 (int)strcspn(msg, "\n"), msg);
+	g->pg = meta_connect_own(conninfo, "", g->server, sizeof(g->server), err, errlen);
+	if (!g->pg) {
 		meta_gc_close(g);
 		return -EIO;
 	}

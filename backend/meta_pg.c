@@ -152,8 +152,7 @@ static void meta_conn_error(PGconn *pg, char *err, size_t errlen)
 	snprintf(err, errlen, "%.*s", (int)len, msg);
 }
 
-/* A short, secret-free description of the server for messages. */
-static void meta_server_name(PGconn *pg, char *out, size_t len)
+void meta_server_name(PGconn *pg, char *out, size_t len)
 {
 	const char *host = pg ? PQhost(pg) : NULL;
 	const char *port = pg ? PQport(pg) : NULL;
@@ -161,6 +160,22 @@ static void meta_server_name(PGconn *pg, char *out, size_t len)
 
 	snprintf(out, len, "PostgreSQL %s%s%s database \"%s\"", host && *host ? host : "(default)",
 		 port && *port ? ":" : "", port && *port ? port : "", db ? db : "?");
+}
+
+PGconn *meta_connect_own(const char *conninfo, const char *why, char *server, size_t slen,
+			 char *err, size_t errlen)
+{
+	PGconn *pg = PQconnectdb(conninfo);
+	const char *msg;
+
+	meta_server_name(pg, server, slen);
+	if (pg && PQstatus(pg) == CONNECTION_OK)
+		return pg;
+	msg = pg ? PQerrorMessage(pg) : "out of memory";
+	snprintf(err, errlen, "cannot connect to %s%s%s: %.*s", server, *why ? " " : "", why,
+		 (int)strcspn(msg, "\n"), msg);
+	PQfinish(pg);
+	return NULL;
 }
 
 static int meta_prepare(PGconn *pg)

@@ -207,7 +207,6 @@ int cmd_fsck(int argc, char **argv)
 	    {"link counts and names", meta_fsck_links},
 	    {"totals", meta_fsck_counters},
 	};
-	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	struct dv_config cfg = {0};
 	struct fsck_ctx f = {0};
 	struct meta *m = NULL;
@@ -243,12 +242,11 @@ int cmd_fsck(int argc, char **argv)
 	}
 	if (cmd_load_config("fsck", config, &cfg))
 		return 1;
-	ret = meta_open(cfg.database.conninfo, 1, &m, err, sizeof(err));
-	if (!ret)
-		ret = meta_check(m, secret, err, sizeof(err));
-	if (!ret && with_store)
-		ret = store_open(&cfg, &st, err, sizeof(err));
-	if (ret) {
+	if (cmd_open_meta("fsck", &cfg, 1, &m)) {
+		failed = true;
+		goto out;
+	}
+	if (with_store && store_open(&cfg, &st, err, sizeof(err)) != 0) {
 		fprintf(stderr, "docvault fsck: %s\n", err);
 		failed = true;
 		goto out;

@@ -175,7 +175,6 @@ int cmd_gc(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	struct dv_config cfg = {0};
 	struct meta *m = NULL;
 	struct meta_gc *g = NULL;
@@ -212,14 +211,10 @@ int cmd_gc(int argc, char **argv)
 	if (cmd_load_config("gc", config, &cfg))
 		return 1;
 	/* the schema must be this build's before anything is deleted */
-	ret = meta_open(cfg.database.conninfo, 1, &m, err, sizeof(err));
-	if (!ret)
-		ret = meta_check(m, secret, err, sizeof(err));
+	ret = cmd_open_meta("gc", &cfg, 1, &m);
 	meta_close(m);
-	if (ret) {
-		fprintf(stderr, "docvault gc: %s\n", err);
+	if (ret)
 		goto out;
-	}
 	ret = meta_gc_open(cfg.database.conninfo, VFS_SESSION_TIMEOUT_S, &g, err, sizeof(err));
 	if (!ret)
 		ret = store_open(&cfg, &st, err, sizeof(err));

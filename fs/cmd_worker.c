@@ -83,8 +83,7 @@ int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg)
 	return 0;
 }
 
-/* Opens and checks the vault's database (schema version, secret). */
-static int cmd_open_meta(const char *cmd, const struct dv_config *cfg, int pool, struct meta **m)
+int cmd_open_meta(const char *cmd, const struct dv_config *cfg, int pool, struct meta **m)
 {
 	unsigned char secret[CHECKSUM_SECRET_SIZE];
 	char err[1024];

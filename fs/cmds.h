@@ -29,6 +29,14 @@ extern const char cmd_fsck_usage[];
  */
 int cmd_load_config(const char *cmd, const char *path, struct dv_config *cfg);
 
+/*
+ * Opens the vault's database (pool connections) and checks its schema is
+ * this build's and loads the secret; a failure is printed as "docvault
+ * CMD: ...". Returns 0 or a negative errno; *m must be meta_close()d
+ * either way.
+ */
+int cmd_open_meta(const char *cmd, const struct dv_config *cfg, int pool, struct meta **m);
+
 int cmd_worker(int argc, char **argv);
 int cmd_duplicates(int argc, char **argv);
 /* `docvault gc` (fs/cmd_gc.c): deletes contents no document refers to. */
