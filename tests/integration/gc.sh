@@ -20,6 +20,13 @@ fi
 
 objects() { dv_store_objects || dv_die "cannot count the objects in the store"; }
 gc() { timeout 120 "$DOCVAULT_BIN" gc -c "$DV_CONF" "$@"; }
+# gc_ok WHAT ARGS...: gc with ARGS exits 0; its output in $out
+gc_ok() {
+	local what=$1
+	shift
+	out=$(gc "$@" 2>&1)
+	dv_assert_eq 0 $? "$what: exit 0" || printf '%s\n' "$out"
+}
 
 src=$DV_DIR/src
 mkdir "$src"
@@ -51,19 +58,17 @@ dv_assert_match "... and saying what to do" "unmount" "$DV_OUT"
 dv_assert_eq $((n0 + 5)) "$(objects)" "nothing was deleted"
 
 dv_unmount
-dv_assert_ok "gc --dry-run" gc --dry-run
-out=$(gc --dry-run 2>&1)
+gc_ok "gc --dry-run" --dry-run
 dv_assert_match "... counts the removed file's and the old version's contents" \
 	"would delete 2 unreferenced blobs \\($((300000 + $(stat -c %s "$src/v1.txt")))" "$out"
 dv_assert_eq $((n0 + 5)) "$(objects)" "... and deletes nothing"
 
-out=$(gc 2>&1)
-dv_assert_eq 0 $? "gc exits 0"
+gc_ok "gc"
 dv_assert_match "... says what it deleted" "deleted 2 unreferenced blobs" "$out"
 dv_assert_eq $((n0 + 3)) "$(objects)" "two objects left the store"
 out=$("$DOCVAULT_BIN" status -c "$DV_CONF" 2>&1)
 dv_assert_match "status counts three contents" "\\(3 distinct contents" "$out"
-out=$(gc 2>&1)
+gc_ok "a second gc"
 dv_assert_match "a second gc finds nothing" "deleted 0 unreferenced blobs" "$out"
 
 dv_note "--sweep: an object no row names"
@@ -79,10 +84,10 @@ else
 	cp "$src/v1.txt" "$DV_DIR/blobs/blobs/ab/cd/notours"
 fi
 dv_assert_eq $((n0 + 5)) "$(objects)" "two objects put beside docvault's"
-out=$(gc --sweep --dry-run 2>&1)
+gc_ok "gc --sweep --dry-run" --sweep --dry-run
 dv_assert_match "--sweep --dry-run finds the stray object" "would sweep 1 stored objects" "$out"
 dv_assert_eq $((n0 + 5)) "$(objects)" "... and deletes nothing"
-out=$(gc --sweep 2>&1)
+gc_ok "gc --sweep" --sweep
 dv_assert_match "--sweep deletes it" "swept 1 stored objects" "$out"
 dv_assert_eq $((n0 + 4)) "$(objects)" "... and leaves the key docvault would not make"
 

@@ -22,9 +22,10 @@ DEPS_BUILD=(cmake gcc make pkg-config libfuse3-dev fuse3 libpq-dev libxxhash-dev
 	libinih-dev libssl-dev libcurl4-openssl-dev libmagic-dev zlib1g-dev)
 # Run and test: the PostgreSQL 15 server (/usr/lib/postgresql/15/bin), the
 # xxhsum CLI, the tools the integration tests drive through the mount, and
-# setpriv/useradd for the second-user cases.
+# setpriv/useradd for the second-user cases, valgrind for tools/check's
+# memcheck pass.
 DEPS_RUNTIME=(postgresql xxhash rsync attr acl git tar util-linux passwd psmisc
-	procps curl poppler-utils python3)
+	procps curl poppler-utils python3 valgrind)
 
 # deps_missing PKG...: print the packages (one a line) not installed.
 deps_missing() {
