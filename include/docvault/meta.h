@@ -31,7 +31,7 @@
 
 #define META_NAME_MAX	    255
 #define META_XATTR_SIZE_MAX 65536
-#define META_SCHEMA_VERSION 3
+#define META_SCHEMA_VERSION 4
 
 struct meta;
 
@@ -62,8 +62,8 @@ enum {
 enum { META_RENAME_NOREPLACE = 1 << 0, META_RENAME_EXCHANGE = 1 << 1 };
 
 struct meta_stats {
-	uint64_t files, dirs, others; /* inodes by kind, linked or orphaned */
-	uint64_t bytes;		      /* logical bytes of all files */
+	uint64_t files, dirs, others; /* inodes by kind that have a name */
+	uint64_t bytes;		      /* logical bytes of those files */
 	uint64_t blobs, blob_bytes;   /* distinct contents stored, after dedup */
 	uint64_t sessions_alive;
 };

@@ -728,6 +728,34 @@ static void test_duplicates(struct env *e)
 	drain(e);
 }
 
+/*
+ * A file unlinked while open leaves the totals at its unlink; a commit or a
+ * size change to it afterwards must not move them (before migration 4 they
+ * did, and docvault fsck found the bytes total off).
+ */
+static void test_orphan_counters(struct env *e)
+{
+	struct meta_stats s0, s1;
+	struct meta_attr a, sa;
+	uint64_t ino = mkfile(e, 1, "orphan.txt"), sid = 0;
+
+	commit_text(e, ino, "ten bytes!", NULL);
+	CHECK_EQ(meta_session_start(e->m, "test", (int)getpid(), &sid), 0);
+	CHECK_EQ(meta_unlink(e->m, 1, "orphan.txt", 10, sid, now_ns(), &a), 0);
+	CHECK_EQ(meta_stats(e->m, &s0), 0);
+	commit_text(e, ino, "a longer content than before", NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.size = 5000;
+	CHECK_EQ(meta_setattr(e->m, ino, META_SET_SIZE, &sa, now_ns(), &a), 0);
+	CHECK_EQ(a.size, 5000);
+	CHECK_EQ(meta_stats(e->m, &s1), 0);
+	CHECK_EQ(s1.bytes, s0.bytes);
+	CHECK_EQ(s1.files, s0.files);
+	CHECK_EQ(meta_session_end(e->m, sid), 0);
+	CHECK_EQ(meta_stats(e->m, &s1), 0);
+	CHECK_EQ(s1.bytes, s0.bytes);
+}
+
 int main(void)
 {
 	struct env e = {0};
@@ -752,6 +780,7 @@ int main(void)
 	test_sanitise(&e);
 	test_tags(&e);
 	test_duplicates(&e);
+	test_orphan_counters(&e);
 	env_db_drop(&e);
 	return test_done();
 }
