@@ -171,6 +171,7 @@ int meta_gc_take(struct meta_gc *g, size_t max, unsigned char (*keyed)[16], uint
 		return ret;
 	rows = PQntuples(res);
 	for (int i = 0; i < rows && (size_t)i < max; i++) {
+		/* (a hash that is not 16 bytes names no object docvault made) */
 		if (checksum_parse_hex16(PQgetvalue(res, i, 0), keyed[*n]) != 0) {
 			log_error("%s: a blob row with a malformed hash (%s) was deleted",
 				  g->server, PQgetvalue(res, i, 0));
@@ -180,7 +181,7 @@ int meta_gc_take(struct meta_gc *g, size_t max, unsigned char (*keyed)[16], uint
 		(*n)++;
 	}
 	PQclear(res);
-	return 0;
+	return rows;
 }
 
 int meta_gc_unknown(struct meta_gc *g, const unsigned char (*keyed)[16], size_t n, bool *unknown)

@@ -138,20 +138,22 @@ static int gc_collect(struct meta_gc *g, struct store *st)
 	int ret;
 
 	for (;;) {
+		uint64_t batch_bytes = 0;
+
 		ret = meta_gc_take(g, GC_BATCH, keyed, sizes, &n);
-		if (ret) {
+		if (ret < 0) {
 			fprintf(stderr, "docvault gc: cannot delete blob rows: %s\n",
 				strerror(-ret));
 			break;
 		}
-		if (n == 0)
-			break;
+		if (ret == 0)
+			break; /* no row left (n < ret only for a malformed row, logged) */
 		for (size_t i = 0; i < n; i++) {
 			store_blob_key(keyed[i], keys[i]);
 			del[i] = keys[i];
-			bytes += sizes[i];
+			batch_bytes += sizes[i];
 		}
-		ret = store_del_batch(st, del, n);
+		ret = n ? store_del_batch(st, del, n) : 0;
 		if (ret) {
 			fprintf(stderr,
 				"docvault gc: %zu blobs were forgotten but not deleted from the %s "
@@ -160,6 +162,7 @@ static int gc_collect(struct meta_gc *g, struct store *st)
 			break;
 		}
 		total += n;
+		bytes += batch_bytes;
 	}
 	printf("deleted %llu unreferenced blobs (%llu bytes) from the %s store\n",
 	       (unsigned long long)total, (unsigned long long)bytes, st->ops->name);

@@ -47,10 +47,11 @@ int meta_gc_count(struct meta_gc *g, uint64_t *n, uint64_t *bytes);
 
 /*
  * Deletes up to max rows of unreferenced blobs (and takes them off the
- * vault's counters) in one transaction, committed when it returns 0; their
- * keyed hashes (16 bytes each) go to keyed, their sizes to sizes, the count
- * to *n (0: none left). A row some inode still names is never deleted,
- * whatever its count says. Returns 0 or -EIO (logged).
+ * vault's counters) in one transaction, committed when it returns; their
+ * keyed hashes (16 bytes each) go to keyed, their sizes to sizes, their
+ * count to *n. A row some inode still names is never deleted, whatever its
+ * count says. Returns the number of rows deleted (0: none left; more than
+ * *n only for a row whose hash is not 16 bytes, logged) or -EIO (logged).
  */
 int meta_gc_take(struct meta_gc *g, size_t max, unsigned char (*keyed)[16], uint64_t *sizes,
 		 size_t *n);
